@@ -1,0 +1,266 @@
+"""Datasets, splits and sample orders: everything a training run reads.
+
+A `Dataset` is plain data: features `x`, targets `y`, and what kind of task they pose.
+The generators below are small, seeded and need no download, so every notebook runs offline
+and every number in it can be reproduced.
+
+This module depends on nothing else in epochviz.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .checks import number, whole
+
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features and targets of one learning problem.
+
+    `x` is a float32 tensor of shape (samples, features). `y` holds one target per sample:
+    class numbers (int64) for classification, real values (float32) for regression.
+
+    >>> data = moons(n=200)
+    >>> len(data), data.features, data.classes
+    (200, 2, ('0', '1'))
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: str
+    name: str = "custom"
+    classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_dataset(self)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __repr__(self) -> str:
+        kind = f"{len(self.classes)} classes" if self.classes else "regression"
+        return f"Dataset({self.name!r}, {len(self)} samples, {self.features} features, {kind})"
+
+    @property
+    def features(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def outputs(self) -> int:
+        """How many numbers a model must predict per sample: one per class, or one value."""
+        return len(self.classes) if self.task == "classification" else 1
+
+    def subset(self, rows: np.ndarray | torch.Tensor) -> Dataset:
+        """The samples at `rows`, in that order, as a new Dataset."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return Dataset(self.x[rows], self.y[rows], self.task, self.name, self.classes)
+
+
+def check_dataset(data: Dataset) -> None:
+    """Raise a ValueError or TypeError that says what is wrong with `data`, if anything is."""
+    if not isinstance(data.x, torch.Tensor) or not isinstance(data.y, torch.Tensor):
+        raise TypeError(
+            f"data.x and data.y must be torch tensors; got {type(data.x).__name__} "
+            f"and {type(data.y).__name__}. Build one with epochviz.from_arrays(x, y)."
+        )
+    if data.task not in TASKS:
+        raise ValueError(f"data.task must be one of {TASKS}; got {data.task!r}.")
+    if data.x.ndim != 2 or data.x.dtype != torch.float32:
+        raise ValueError(
+            f"data.x must be a float32 tensor of shape (samples, features); "
+            f"got {data.x.dtype} of shape {tuple(data.x.shape)}."
+        )
+    if data.y.ndim != 1 or len(data.y) != len(data.x):
+        raise ValueError(
+            f"data.y must hold one target per sample: {len(data.x)} samples in data.x, "
+            f"but data.y has shape {tuple(data.y.shape)}."
+        )
+    if len(data.x) == 0:
+        raise ValueError("data is empty: it needs at least one sample.")
+    if not torch.isfinite(data.x).all():
+        bad = int((~torch.isfinite(data.x)).any(dim=1).sum())
+        raise ValueError(f"data.x has NaN or infinite features in {bad} sample(s); remove or fill them.")
+    if data.task == "classification":
+        if data.y.dtype != torch.int64 or not data.classes:
+            raise ValueError("a classification dataset needs int64 class numbers in y and names in classes.")
+        if int(data.y.min()) < 0 or int(data.y.max()) >= len(data.classes):
+            raise ValueError(
+                f"data.y must hold class numbers 0 … {len(data.classes) - 1}; "
+                f"got values from {int(data.y.min())} to {int(data.y.max())}."
+            )
+    elif data.y.dtype != torch.float32 or not torch.isfinite(data.y).all():
+        raise ValueError("a regression dataset needs finite float32 targets in y.")
+
+
+def from_arrays(x, y, *, task: str | None = None, name: str = "custom") -> Dataset:
+    """Wrap your own arrays (NumPy, lists or tensors) as a Dataset.
+
+    The task is guessed from `y` when not given: whole numbers mean classes, anything else
+    regression.
+
+    >>> from_arrays([[0.0], [1.0]], [0, 1]).task
+    'classification'
+    """
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if x.ndim == 1:
+        x = x[:, None]
+    y = np.asarray(y)
+    if task is None:
+        task = "classification" if y.dtype.kind in "iub" else "regression"
+    if task == "classification":
+        y_int = y.astype(np.int64)
+        classes = tuple(str(c) for c in range(int(y_int.max()) + 1)) if len(y_int) else ()
+        return Dataset(x, torch.as_tensor(y_int), task, name, classes)
+    return Dataset(x, torch.as_tensor(y.astype(np.float32)), task, name)
+
+
+# --- generators: small, seeded, offline -------------------------------------------------------
+
+
+def moons(n: int = 400, *, noise: float = 0.2, seed: int = 0) -> Dataset:
+    """Two interleaving half circles: a 2-D problem no straight line can separate."""
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n_samples=whole("n", n, minimum=1), noise=number("noise", noise, low=0), random_state=seed)
+    return _classes(x, y, "moons", 2)
+
+
+def circles(n: int = 400, *, noise: float = 0.1, factor: float = 0.5, seed: int = 0) -> Dataset:
+    """A small circle inside a large one: two classes, separable only by a curved boundary."""
+    from sklearn.datasets import make_circles
+
+    x, y = make_circles(
+        n_samples=whole("n", n, minimum=1),
+        noise=number("noise", noise, low=0),
+        factor=number("factor", factor, low=0, high=1, low_open=True),
+        random_state=seed,
+    )
+    return _classes(x, y, "circles", 2)
+
+
+def spirals(n: int = 600, *, classes: int = 3, noise: float = 0.2, seed: int = 0) -> Dataset:
+    """Arms of a spiral, one per class: a hard 2-D problem that needs several epochs."""
+    n, classes = whole("n", n, minimum=1), whole("classes", classes, minimum=2)
+    rng = np.random.default_rng(seed)
+    label = np.arange(n) % classes
+    radius = rng.uniform(0.05, 1.0, n)
+    angle = 4.0 * radius + label * 2 * math.pi / classes + rng.normal(0, number("noise", noise, low=0), n)
+    x = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1) * 2
+    return _classes(x, label, "spirals", classes)
+
+
+def line(n: int = 200, *, slope: float = 2.0, intercept: float = -1.0, noise: float = 0.5, seed: int = 0) -> Dataset:
+    """Points near the line y = slope·x + intercept: regression with a two-parameter answer.
+
+    A `linear` model has exactly two parameters here (slope and intercept), so its whole loss
+    surface can be drawn and every step of training followed on it.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2.0, 2.0, whole("n", n, minimum=1))
+    y = slope * x + intercept + rng.normal(0.0, number("noise", noise, low=0), len(x))
+    return Dataset(
+        torch.as_tensor(x[:, None], dtype=torch.float32),
+        torch.as_tensor(y, dtype=torch.float32),
+        "regression",
+        "line",
+    )
+
+
+def digits(n: int | None = None, *, seed: int = 0) -> Dataset:
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes, no download).
+
+    Pixel values are scaled to 0 … 1. With `n`, a seeded random subset of that size.
+    """
+    from sklearn.datasets import load_digits
+
+    images = load_digits()
+    x, y = images.data / 16.0, images.target
+    if n is not None:
+        whole("n", n, minimum=1, maximum=len(x))
+        rows = np.random.default_rng(seed).permutation(len(x))[:n]
+        x, y = x[rows], y[rows]
+    return _classes(x, y, "digits", 10)
+
+
+GENERATORS = {"moons": moons, "circles": circles, "spirals": spirals, "line": line, "digits": digits}
+
+
+def load(name: str, **kwargs) -> Dataset:
+    """A dataset by name: one of 'moons', 'circles', 'spirals', 'line', 'digits'.
+
+    >>> load("line", n=50).task
+    'regression'
+    """
+    if name not in GENERATORS:
+        raise ValueError(f"data must be a Dataset or one of {sorted(GENERATORS)}; got {name!r}.")
+    return GENERATORS[name](**kwargs)
+
+
+def _classes(x: np.ndarray, y: np.ndarray, name: str, classes: int) -> Dataset:
+    return Dataset(
+        torch.as_tensor(x, dtype=torch.float32),
+        torch.as_tensor(y, dtype=torch.int64),
+        "classification",
+        name,
+        tuple(str(c) for c in range(classes)),
+    )
+
+
+# --- splits and orders ------------------------------------------------------------------------
+
+
+def train_validation_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of the training and validation parts of `n` samples.
+
+    A seeded shuffle, then the last `round(n · val_fraction)` rows (at least one when the
+    fraction is above zero) are held out. With `val_fraction=0` every row trains, in its
+    own order.
+
+    >>> train_rows, val_rows = train_validation_split(10, 0.2, seed=0)
+    >>> len(train_rows), len(val_rows)
+    (8, 2)
+    """
+    if val_fraction == 0:
+        return np.arange(n), np.arange(0)
+    held_out = max(1, round(n * val_fraction))
+    if held_out >= n:
+        raise ValueError(
+            f"val_fraction={val_fraction} of {n} samples leaves nothing to train on; "
+            f"use a smaller fraction or more samples."
+        )
+    rows = np.random.default_rng(seed).permutation(n)
+    return rows[:-held_out], rows[-held_out:]
+
+
+def k_folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split `n` rows into `k` folds: for each fold, (training rows, validation rows).
+
+    Every row is validated exactly once and trained on in the other k − 1 folds.
+
+    >>> [len(val) for _, val in k_folds(10, 3, seed=0)]
+    [4, 3, 3]
+    """
+    if not 2 <= k <= n:
+        raise ValueError(f"k must be between 2 and the number of samples ({n}); got {k}.")
+    rows = np.random.default_rng(seed).permutation(n)
+    folds = np.array_split(rows, k)
+    return [(np.concatenate(folds[:i] + folds[i + 1 :]), fold) for i, fold in enumerate(folds)]
+
+
+def epoch_order(n: int, epoch: int, *, seed: int, shuffle: bool) -> np.ndarray:
+    """The order in which epoch `epoch` visits positions 0 … n−1 of the training split.
+
+    Every epoch is a complete pass: the result is a permutation of 0 … n−1. With shuffling it
+    is derived from (seed, epoch) alone, so epoch 3 has the same order whether the run lasts 5
+    epochs or 50, and a resumed run sees exactly what an uninterrupted one would.
+    """
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)

@@ -1,0 +1,93 @@
+"""`TrainConfig`: the settings of one training run, checked before any training starts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from . import checks
+from .models import MODELS
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+RESETS = ("never", "optimizer", "weights")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What `train` was asked to do. Creating one checks every field and names any bad one.
+
+    >>> TrainConfig(epochs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: epochs must be 1 or more; got 0.
+    """
+
+    model: str | nn.Module = "mlp"  # "mlp", "linear", or your own torch module (copied, never changed)
+    epochs: int = 10  # full passes over the training data
+    batch_size: int = 32  # samples per optimizer step; above the training-set size means one full batch
+    lr: float = 0.1  # learning rate: about 0.01–0.5 for SGD on these datasets, 0.001–0.01 for Adam
+    optimizer: str = "sgd"  # "sgd", "momentum" (SGD with momentum 0.9) or "adam"
+    reset: str = "never"  # what is restored at every epoch start: "never", "optimizer" or "weights"
+    shuffle: bool = True  # visit the training samples in a new random order every epoch
+    drop_last: bool = False  # skip a last batch smaller than batch_size
+    val_fraction: float = 0.2  # share of samples held out to validate, in [0, 1)
+    seed: int = 0  # one seed fixes the initial weights, the split and every epoch's order
+    device: str = "auto"  # "cpu", "cuda", "cuda:N", or "auto" (a GPU when there is one)
+    accumulate: int = 1  # micro-batches per step whose gradients add up (saves memory, same result)
+    memory_budget_mb: float | None = None  # simulate a device with this much memory; None: no limit
+    checkpoint: str | None = None  # file to save a resumable checkpoint to after every epoch
+    track_weights: bool = False  # also keep the weights of every step (memory: steps × parameters)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, nn.Module):
+            checks.choice("model", self.model, MODELS)
+        checks.whole("epochs", self.epochs, minimum=1)
+        checks.whole("batch_size", self.batch_size, minimum=1)
+        checks.number("lr", self.lr, low=0, low_open=True)
+        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("reset", self.reset, RESETS)
+        checks.flag("shuffle", self.shuffle)
+        checks.flag("drop_last", self.drop_last)
+        checks.number("val_fraction", self.val_fraction, low=0, high=1)
+        checks.whole("seed", self.seed, minimum=0, maximum=2**63 - 1)
+        checks.whole("accumulate", self.accumulate, minimum=1)
+        if self.accumulate > self.batch_size:
+            raise ValueError(
+                f"accumulate={self.accumulate} splits each batch into more micro-batches than the "
+                f"batch has samples (batch_size={self.batch_size}); use accumulate ≤ batch_size."
+            )
+        if self.memory_budget_mb is not None:
+            checks.number("memory_budget_mb", self.memory_budget_mb, low=0, low_open=True)
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a file path or None; got {type(self.checkpoint).__name__}.")
+        checks.flag("track_weights", self.track_weights)
+        resolve_device(self.device)
+
+    def as_dict(self) -> dict:
+        """The settings as plain values; a module you passed appears as its class name."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if isinstance(self.model, nn.Module):
+            values["model"] = type(self.model).__name__
+        if self.checkpoint is not None:
+            values["checkpoint"] = os.fspath(self.checkpoint)
+        return values
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device for `device`; 'auto' picks the GPU when there is one."""
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda'; got {type(device).__name__}.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but this machine has no CUDA GPU; use 'cpu' or 'auto'.")
+        if torch.device(device).index is not None and torch.device(device).index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} but this machine has {torch.cuda.device_count()} GPU(s).")
+        return torch.device(device)
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.")

@@ -1,0 +1,194 @@
+"""`Run`: the record of one training run, as plain data a learner can print, slice and plot.
+
+The training loop appends to a Run; plots and widgets only read it. Nothing here trains or
+draws, so a Run loaded from a checkpoint is as good as one fresh from `train`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .data import Dataset, epoch_order
+
+STEP_COLUMNS = ("epoch", "step", "batch", "batch_size", "samples_seen", "loss", "elapsed_s")
+EPOCH_COLUMNS = (
+    "epoch", "steps", "samples_seen", "train_loss", "val_loss",
+    "train_accuracy", "val_accuracy", "weight_change", "elapsed_s",
+)  # fmt: skip
+
+
+@dataclass
+class Run:
+    """Everything one call of `train` did, epoch by epoch and step by step.
+
+    >>> from epochviz import train
+    >>> run = train("moons", epochs=3, seed=0)
+    >>> run.epochs[["epoch", "steps", "samples_seen"]].values.tolist()
+    [[1, 10, 320], [2, 10, 640], [3, 10, 960]]
+
+    What to notice: `samples_seen` grows by the size of the training split every epoch, whatever
+    the batch size; the batch size only changes how many steps that takes.
+
+    - `steps`: one row per optimizer step (see STEP_COLUMNS); `loss` is the batch's mean loss
+      measured *before* that step's update.
+    - `epochs`: one row per completed epoch (see EPOCH_COLUMNS).
+    - `params(epoch, at)`: every parameter as one flat array at the start or end of an epoch.
+    - `train_indices` / `val_indices`: rows of `data` in the training / validation split;
+      `sample_order(epoch)` says in which order that epoch visited the training rows.
+    """
+
+    config: dict  # the arguments train() was called with
+    data: Dataset  # the whole dataset, training and validation rows
+    train_indices: np.ndarray  # rows of `data` that are trained on
+    val_indices: np.ndarray  # rows of `data` held out to validate (may be empty)
+    model: nn.Module | None = None  # the trained module, as the last epoch left it
+    diverged_at: tuple[int, int] | None = None  # (epoch, step) of the first non-finite loss
+    _step_chunks: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)
+    _epoch_rows: list[dict[str, float]] = field(default_factory=list, repr=False)
+    _epoch_params: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
+    _step_weights: list[np.ndarray] = field(default_factory=list, repr=False)
+    _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        done = f"{len(self._epoch_rows)}/{self.config['epochs']} epochs"
+        last = f", train loss {self._epoch_rows[-1]['train_loss']:.3g}" if self._epoch_rows else ""
+        status = f", diverged at epoch {self.diverged_at[0]} step {self.diverged_at[1]}" if self.diverged else ""
+        return (
+            f"Run({self.data.name}, model={self.config['model']!r}, reset={self.config['reset']!r}, "
+            f"batch_size={self.config['batch_size']}, {done}{last}{status})"
+        )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        if "steps" not in self._tables:
+            columns = {name: _concat(chunk[name] for chunk in self._step_chunks) for name in STEP_COLUMNS}
+            self._tables["steps"] = pd.DataFrame(columns)
+        return self._tables["steps"]
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        if "epochs" not in self._tables:
+            self._tables["epochs"] = pd.DataFrame(self._epoch_rows, columns=list(EPOCH_COLUMNS))
+        return self._tables["epochs"]
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    @property
+    def completed_epochs(self) -> int:
+        return len(self._epoch_rows)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(len(chunk["step"]) for chunk in self._step_chunks)
+
+    @property
+    def total_samples_seen(self) -> int:
+        return int(sum(chunk["batch_size"].sum() for chunk in self._step_chunks))
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds of training up to the end of the last completed epoch."""
+        return self._epoch_rows[-1]["elapsed_s"] if self._epoch_rows else 0.0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one full epoch: ⌈N_train / batch_size⌉, or ⌊…⌋ with drop_last."""
+        n, size = len(self.train_indices), self.config["batch_size"]
+        return n // size if self.config["drop_last"] else -(-n // size)
+
+    def params(self, epoch: int, at: str = "end") -> np.ndarray:
+        """All parameters as one flat array (a copy), at the 'start' or 'end' of `epoch` (1-based)."""
+        if at not in ("start", "end"):
+            raise ValueError(f"at must be 'start' or 'end'; got {at!r}.")
+        if not 1 <= epoch <= len(self._epoch_params):
+            raise ValueError(f"epoch must be from 1 to {len(self._epoch_params)} for this run; got {epoch!r}.")
+        return self._epoch_params[epoch - 1][0 if at == "start" else 1].copy()
+
+    def step_weights(self) -> np.ndarray:
+        """The weights each step's loss was measured at, one row per step (needs `track_weights=True`)."""
+        if not self.config.get("track_weights"):
+            raise ValueError("this run did not keep its weights per step; train it with track_weights=True.")
+        return _concat(self._step_weights)
+
+    def sample_order(self, epoch: int) -> np.ndarray:
+        """Positions in the training split (0 … N_train−1) in the order epoch `epoch` visited them."""
+        return epoch_order(len(self.train_indices), epoch, seed=self.config["seed"], shuffle=self.config["shuffle"])
+
+    def first(self, epochs: int) -> Run:
+        """This run as it stood after `epochs` epochs: what training for that many epochs gives.
+
+        Training never looks ahead, so the first k epochs of a long run *are* a k-epoch run; the
+        explorer uses this to show fewer epochs without training again.
+        """
+        epochs = min(epochs, self.completed_epochs)
+        shorter = copy.copy(self)
+        shorter.config = {**self.config, "epochs": epochs}
+        shorter.diverged_at = self.diverged_at if epochs == self.completed_epochs else None
+        stop = None if shorter.diverged else epochs
+        shorter._step_chunks = self._step_chunks[:stop]
+        shorter._step_weights = self._step_weights[:stop]
+        shorter._epoch_rows = self._epoch_rows[:epochs]
+        shorter._epoch_params = self._epoch_params[:epochs]
+        shorter._tables = {}
+        if epochs < self.completed_epochs and self.model is not None:
+            shorter.model = _with_parameters(self.model, self._epoch_params[epochs - 1][1])
+        return shorter
+
+    # --- writing (the training loop's side) ----------------------------------------------------
+
+    def add_steps(self, epoch: int, batch_sizes: np.ndarray, losses: np.ndarray, elapsed_s: np.ndarray,
+                  weights: np.ndarray | None = None) -> None:  # fmt: skip
+        """Append one epoch's steps (all of them, or those before a divergence)."""
+        count, first_step = len(losses), self.total_steps + 1
+        self._step_chunks.append({
+            "epoch": np.full(count, epoch),
+            "step": np.arange(first_step, first_step + count),
+            "batch": np.arange(1, count + 1),
+            "batch_size": batch_sizes,
+            "samples_seen": self.total_samples_seen + np.cumsum(batch_sizes),
+            "loss": losses,
+            "elapsed_s": elapsed_s,
+        })  # fmt: skip
+        if weights is not None:
+            self._step_weights.append(weights)
+        self._tables.pop("steps", None)
+
+    def add_epoch(self, *, train_loss: float, val_loss: float, train_accuracy: float, val_accuracy: float,
+                  start: np.ndarray, end: np.ndarray, elapsed_s: float) -> None:  # fmt: skip
+        """Append one completed epoch, after its steps: its summary and its parameters at start and end."""
+        self._epoch_rows.append({
+            "epoch": len(self._epoch_rows) + 1,
+            "steps": len(self._step_chunks[-1]["step"]),
+            "samples_seen": self.total_samples_seen,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "train_accuracy": train_accuracy,
+            "val_accuracy": val_accuracy,
+            "weight_change": float(np.linalg.norm(end - start)),
+            "elapsed_s": elapsed_s,
+        })  # fmt: skip
+        self._epoch_params.append((start, end))
+        self._tables.pop("epochs", None)
+
+
+def _concat(chunks) -> np.ndarray:
+    chunks = list(chunks)
+    return np.concatenate(chunks) if chunks else np.array([])
+
+
+def _with_parameters(model: nn.Module, flat: np.ndarray) -> nn.Module:
+    """A copy of `model` holding the parameters in `flat`."""
+    copied = copy.deepcopy(model)
+    torch.nn.utils.vector_to_parameters(torch.as_tensor(flat).to(next(copied.parameters()).device),
+                                        copied.parameters())  # fmt: skip
+    return copied

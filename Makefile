@@ -1,0 +1,47 @@
+# epochviz: two commands a newcomer needs.
+#   make lab    set everything up (first time only), then open JupyterLab on the first notebook
+#   make test   set everything up (first time only), then run every check CI runs
+# Everything lives in ./.venv; delete it (make clean) to start from nothing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# JupyterLab refuses to run as root unless told to (CI and containers run as root)
+AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab test lint nbval browser bench html present lock clean
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(AS_ROOT) notebooks/00_start_here.ipynb
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg
+
+# the virtual environment, rebuilt only when the dependencies change
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $@
+
+# the browser tests drive Debian's Chromium (Playwright cannot download its own here)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "make browser: could not install chromium; browser tests will be skipped"; \
+	  else echo "make browser: no chromium and no root apt-get; browser tests will be skipped"; fi; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# re-pin constraints.txt from a fresh environment (after editing pyproject.toml)
+lock:
+	rm -rf /tmp/epochviz-lock && $(PYTHON) -m venv /tmp/epochviz-lock
+	/tmp/epochviz-lock/bin/pip install --quiet torch==2.13.0 -e ".[dev]"
+	{ sed -n '1,4p' constraints.txt; echo "torch==2.13.0"; \
+	  /tmp/epochviz-lock/bin/pip freeze --exclude-editable | grep -v '^torch==' \
+	  | sed 's/$$/ ; python_version == "3.11"/'; } > constraints.new && mv constraints.new constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -6,14 +6,21 @@
 >>> run.params(2, "start")          # the weights epoch 2 started from (= where epoch 1 ended)
 """
 
+from .checkpoint import CheckpointError
 from .config import TrainConfig
+from .crossval import CrossValidation, cross_validate
 from .data import Dataset, circles, digits, from_arrays, k_folds, line, load, moons, spirals, train_validation_split
+from .hardware import compare_hardware
+from .memory import Footprint, OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
 from .run import Run
-from .train import train
+from .train import resume, train
+from .windows import sliding_epochs
 
 __all__ = [
-    "Dataset", "Run", "TrainConfig", "circles", "digits", "from_arrays", "k_folds", "line",
-    "linear", "load", "mlp", "moons", "spirals", "train", "train_validation_split",
+    "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError", "Run", "TrainConfig",
+    "circles", "compare_hardware", "cross_validate", "digits", "footprint", "from_arrays", "k_folds", "line",
+    "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_epochs", "spirals", "train",
+    "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"

@@ -10,8 +10,8 @@ from torch import nn
 
 from . import checks
 from .models import MODELS
+from .objectives import OPTIMIZERS
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
 RESETS = ("never", "optimizer", "weights")
 
 

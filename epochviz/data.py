@@ -203,6 +203,15 @@ def load(name: str, **kwargs) -> Dataset:
     return GENERATORS[name](**kwargs)
 
 
+def as_dataset(data: Dataset | str) -> Dataset:
+    """`data` itself if it is a Dataset, or the dataset of that name."""
+    if isinstance(data, str):
+        return load(data)
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a Dataset or a dataset name such as 'moons'; got {type(data).__name__}.")
+    return data
+
+
 def _classes(x: np.ndarray, y: np.ndarray, name: str, classes: int) -> Dataset:
     return Dataset(
         torch.as_tensor(x, dtype=torch.float32),

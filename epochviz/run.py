@@ -54,6 +54,7 @@ class Run:
     _epoch_params: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
     _step_weights: list[np.ndarray] = field(default_factory=list, repr=False)
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _training: object | None = field(default=None, repr=False)  # the loop's state, so training can resume
 
     def __repr__(self) -> str:
         done = f"{len(self._epoch_rows)}/{self.config['epochs']} epochs"
@@ -140,9 +141,22 @@ class Run:
         shorter._epoch_rows = self._epoch_rows[:epochs]
         shorter._epoch_params = self._epoch_params[:epochs]
         shorter._tables = {}
+        shorter._training = None  # a view of the past cannot be continued; its full run can
         if epochs < self.completed_epochs and self.model is not None:
             shorter.model = _with_parameters(self.model, self._epoch_params[epochs - 1][1])
         return shorter
+
+    def stretched(self, factor: float) -> Run:
+        """This run as a machine `factor` times slower would have timed it: same losses, more seconds.
+
+        Only the clock changes. A slower machine does the very same epochs with the very same
+        numbers; it just takes longer. (Used to simulate hardware we do not have.)
+        """
+        slower = copy.copy(self)
+        slower._step_chunks = [{**chunk, "elapsed_s": chunk["elapsed_s"] * factor} for chunk in self._step_chunks]
+        slower._epoch_rows = [{**row, "elapsed_s": row["elapsed_s"] * factor} for row in self._epoch_rows]
+        slower._tables, slower._training = {}, None
+        return slower
 
     # --- writing (the training loop's side) ----------------------------------------------------
 
@@ -179,6 +193,39 @@ class Run:
         })  # fmt: skip
         self._epoch_params.append((start, end))
         self._tables.pop("epochs", None)
+
+    # --- as plain tensors and values (for checkpoints) ---------------------------------------
+
+    def to_state(self) -> dict:
+        """The whole record as tensors, numbers and strings: safe for `torch.load(weights_only=True)`."""
+        chunks = [{name: torch.as_tensor(values) for name, values in chunk.items()} for chunk in self._step_chunks]
+        return {
+            "config": dict(self.config),
+            "train_indices": torch.as_tensor(self.train_indices),
+            "val_indices": torch.as_tensor(self.val_indices),
+            "diverged_at": list(self.diverged_at) if self.diverged else None,
+            "step_chunks": chunks,
+            "epoch_rows": [dict(row) for row in self._epoch_rows],
+            "epoch_params": [[torch.as_tensor(start), torch.as_tensor(end)] for start, end in self._epoch_params],
+            "step_weights": [torch.as_tensor(weights) for weights in self._step_weights],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, data: Dataset, model: nn.Module | None = None) -> Run:
+        """Rebuild a Run from `to_state()`'s output and the dataset it was trained on."""
+        run = cls(
+            config=dict(state["config"]),
+            data=data,
+            train_indices=state["train_indices"].numpy(),
+            val_indices=state["val_indices"].numpy(),
+            model=model,
+            diverged_at=tuple(state["diverged_at"]) if state["diverged_at"] else None,
+        )
+        run._step_chunks = [{name: values.numpy() for name, values in chunk.items()} for chunk in state["step_chunks"]]
+        run._epoch_rows = [dict(row) for row in state["epoch_rows"]]
+        run._epoch_params = [(start.numpy(), end.numpy()) for start, end in state["epoch_params"]]
+        run._step_weights = [weights.numpy() for weights in state["step_weights"]]
+        return run
 
 
 def _concat(chunks) -> np.ndarray:

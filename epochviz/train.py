@@ -8,19 +8,21 @@ hypotheses ("every epoch starts over") and see what they would do to the loss.
 
 from __future__ import annotations
 
-import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoint, checks
 from .config import TrainConfig, resolve_device
-from .data import Dataset, epoch_order, load, train_validation_split
-from .models import build, flat_parameters
+from .data import Dataset, as_dataset, epoch_order, train_validation_split
+from .memory import check_fits, from_device_error
+from .models import MODELS, build, flat_parameters
+from .objectives import accuracy, evaluate, loss_function, make_optimizer
 from .run import Run
 
 
@@ -71,11 +73,13 @@ def train(
     memory_budget_mb: float | None = None,
     checkpoint: str | None = None,
     track_weights: bool = False,
+    split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Run:
     """Train a small model for `epochs` passes over `data` and record everything it does.
 
     Every argument is described in `TrainConfig`. `on_epoch(run)` is called after each epoch
-    with the run so far (live plots use it).
+    with the run so far (live plots use it). `split=(train_rows, val_rows)` chooses exactly which
+    rows of `data` train and validate, instead of a random `val_fraction` (cross-validation uses it).
 
     >>> run = train("moons", epochs=5, seed=0)
     >>> bool(run.epochs.train_loss.iloc[-1] < run.epochs.train_loss.iloc[0])
@@ -90,10 +94,11 @@ def train(
         accumulate=accumulate, memory_budget_mb=memory_budget_mb, checkpoint=checkpoint,
         track_weights=track_weights,
     )  # fmt: skip
-    if on_epoch is not None and not callable(on_epoch):
-        raise TypeError(f"on_epoch must be a function taking the run, or None; got {type(on_epoch).__name__}.")
-    data = _dataset(data)
-    train_rows, val_rows = train_validation_split(len(data), config.val_fraction, config.seed)
+    data = as_dataset(data)
+    if split is None:
+        train_rows, val_rows = train_validation_split(len(data), config.val_fraction, config.seed)
+    else:
+        train_rows, val_rows = _rows(split, len(data))
     if config.drop_last and config.batch_size > len(train_rows):
         raise ValueError(
             f"batch_size={config.batch_size} with drop_last=True leaves no full batch of the "
@@ -102,18 +107,80 @@ def train(
     target = resolve_device(config.device)
 
     # initialise once: every epoch below continues from these weights unless `reset` says otherwise
-    net = build(config.model, data, config.seed).to(target)
-    state = TrainingState(
+    net = build(config.model, data, config.seed)
+    if config.memory_budget_mb is not None:  # a simulated device: refuse a step that would not fit
+        batch = min(config.batch_size, len(train_rows))
+        check_fits(net, data, batch, config.accumulate, config.optimizer, config.memory_budget_mb)
+    run = Run(config=config.as_dict(), data=data, train_indices=train_rows, val_indices=val_rows)
+    _attach(run, net, target)
+    return _train_until(run, config.epochs, on_epoch)
+
+
+def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[Run], None] | None = None,
+           model: nn.Module | None = None, device: str = "auto") -> Run:  # fmt: skip
+    """Carry on training until `epochs` epochs in total, from a checkpoint file or a Run in memory.
+
+    A Run in memory carries on in place (like calling `fit` again) and is returned; a checkpoint
+    gives a new Run that keeps saving to the same file. `model` is needed only when the run
+    trained your own module: pass one of the same architecture to load the weights into.
+
+    >>> run = train("moons", epochs=3)
+    >>> resume(run, epochs=6).completed_epochs
+    6
+
+    What to notice: the result is exactly `train("moons", epochs=6)`: the same losses and the same
+    weights. Stopping between epochs changes nothing; the epochs are only bookkeeping.
+    """
+    if isinstance(source, Run):
+        run = source
+        if run._training is None:
+            raise ValueError("this Run cannot resume: it is a view from run.first(k); resume the full run.")
+    else:
+        saved = checkpoint.load(source)
+        run = saved["run"]
+        if run.config["model"] not in MODELS and not isinstance(model, nn.Module):
+            raise ValueError(f"{os.fspath(source)!r} trained a custom {run.config['model']}; pass model=<a new one>.")
+        net = build(model if model is not None else run.config["model"], run.data, run.config["seed"])
+        net.load_state_dict(saved["model_state"])
+        _attach(run, net, resolve_device(device), saved["initial_weights"], saved["optimizer_state"])
+        run.config["checkpoint"] = os.fspath(source)
+    checks.whole("epochs", epochs, minimum=run.completed_epochs)
+    if run.diverged:
+        raise ValueError(f"this run diverged at epoch {run.diverged_at[0]}; there is nothing sound to continue.")
+    return _train_until(run, epochs, on_epoch)
+
+
+def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dict | None = None,
+            optimizer_state: dict | None = None) -> None:  # fmt: skip
+    """Give `run` what the loop needs to train it: the model on `device`, its optimizer and its data."""
+    net = net.to(device)
+    optimizer = make_optimizer(run.config["optimizer"], net, run.config["lr"])
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    if initial_weights is None:
+        initial_weights = {name: value.clone() for name, value in net.state_dict().items()}
+    rows, held_out = torch.as_tensor(run.train_indices), torch.as_tensor(run.val_indices)
+    run.model = net
+    run._training = TrainingState(
         model=net,
-        optimizer=make_optimizer(config.optimizer, net, config.lr),
-        initial_weights={name: value.clone() for name, value in net.state_dict().items()},
-        x=data.x[train_rows].to(target),
-        y=data.y[train_rows].to(target),
-        x_val=data.x[val_rows].to(target),
-        y_val=data.y[val_rows].to(target),
+        optimizer=optimizer,
+        initial_weights={name: value.to(device) for name, value in initial_weights.items()},
+        x=run.data.x[rows].to(device),
+        y=run.data.y[rows].to(device),
+        x_val=run.data.x[held_out].to(device),
+        y_val=run.data.y[held_out].to(device),
     )
-    run = Run(config=config.as_dict(), data=data, train_indices=train_rows, val_indices=val_rows, model=net)
-    return _train_epochs(run, state, range(1, config.epochs + 1), on_epoch)
+
+
+def _train_until(run: Run, epochs: int, on_epoch: Callable[[Run], None] | None) -> Run:
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"on_epoch must be a function taking the run, or None; got {type(on_epoch).__name__}.")
+    run.config["epochs"] = epochs
+    try:
+        return _train_epochs(run, run._training, range(run.completed_epochs + 1, epochs + 1), on_epoch)
+    except torch.OutOfMemoryError as error:  # a real device ran out: say so in the learner's terms
+        device = run._training.x.device
+        raise from_device_error(error, device, run.config["batch_size"]) from error
 
 
 def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Callable[[Run], None] | None) -> Run:
@@ -180,48 +247,22 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
             end=end.cpu().numpy(),
             elapsed_s=time.perf_counter() - started,
         )
+        if config["checkpoint"]:
+            checkpoint.save(config["checkpoint"], run, model.state_dict(), optimizer.state_dict(),
+                            state.initial_weights)  # fmt: skip
         if on_epoch is not None:
             on_epoch(run)
     return run
 
 
-def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """A fresh optimizer for `model`: it holds no momentum and no running averages yet."""
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr)
-    if name == "momentum":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    return torch.optim.Adam(model.parameters(), lr=lr)
-
-
-def loss_function(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy for classification, mean squared error for regression (both batch means)."""
-    if task == "classification":
-        return F.cross_entropy
-    return lambda output, target: F.mse_loss(output.squeeze(-1), target)
-
-
-def accuracy(output: torch.Tensor, target: torch.Tensor, task: str) -> float:
-    """Share of samples whose highest-scoring class is the right one (NaN for regression)."""
-    if task != "classification" or len(target) == 0:
-        return math.nan
-    return float((output.argmax(dim=1) == target).float().mean())
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_of: Callable) -> tuple[float, float]:
-    """Mean loss and accuracy of `model` on (x, y) without training; NaN for an empty set."""
-    if len(x) == 0:
-        return math.nan, math.nan
-    model.eval()
-    output = model(x)
-    task = "classification" if y.dtype == torch.int64 else "regression"
-    return float(loss_of(output, y)), accuracy(output, y, task)
-
-
-def _dataset(data: Dataset | str) -> Dataset:
-    if isinstance(data, str):
-        return load(data)
-    if not isinstance(data, Dataset):
-        raise TypeError(f"data must be a Dataset or a dataset name such as 'moons'; got {type(data).__name__}.")
-    return data
+def _rows(split: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Check an explicit (train_rows, val_rows) split of n samples."""
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise TypeError("split must be a pair (train_rows, val_rows) of row numbers.")
+    train_rows, val_rows = (np.asarray(rows, dtype=np.int64).reshape(-1) for rows in split)
+    every = np.concatenate([train_rows, val_rows])
+    if len(train_rows) == 0 or every.min() < 0 or every.max() >= n:
+        raise ValueError(f"split must hold at least one training row, all rows within 0 … {n - 1}.")
+    if np.intersect1d(train_rows, val_rows).size:
+        raise ValueError("split has rows that both train and validate; validation rows must be unseen.")
+    return train_rows, val_rows

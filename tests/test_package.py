@@ -15,8 +15,8 @@ ROOT = PACKAGE.parent
 
 # lower layers never import higher ones: data → models → train (+ siblings) → plots → widgets
 LAYERS = {
-    "checks": 0, "data": 1, "models": 2,
-    "config": 3, "run": 3, "train": 3,
+    "checks": 0, "data": 1, "models": 2, "objectives": 2,
+    "config": 3, "run": 3, "train": 3, "memory": 3, "checkpoint": 3, "crossval": 3, "hardware": 3, "windows": 3,
 }  # fmt: skip
 
 

@@ -1,0 +1,185 @@
+"""How much memory one training step needs, and which batch sizes fit a device.
+
+An epoch does not depend on hardware, but whether a batch size can run on it does: a step
+holds the parameters, their gradients, the optimizer's state and everything the forward pass
+saves for the backward pass ("activations"). Only the last grows with the batch size, which
+is why a batch too big for a GPU runs out of memory, and why gradient accumulation (several
+small forward/backward passes per step) fixes it without changing what an epoch is.
+
+Activation bytes are measured, not guessed: a forward pass runs under
+`torch.autograd.graph.saved_tensors_hooks` and adds up every tensor autograd keeps.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import checks
+from .data import Dataset
+from .models import build
+from .objectives import OPTIMIZERS, loss_function, make_optimizer
+
+MB = 2**20
+PARTS = ("params", "grads", "optimizer_state", "activations")  # what a training step holds in memory
+_MEASURED_UP_TO = 8192  # above this batch size, activations are extrapolated from two measurements
+
+
+class OutOfMemoryError(RuntimeError):
+    """A training step needs more memory than the device (real or simulated) has."""
+
+    def __init__(self, message: str, *, needed_mb: float | None, budget_mb: float | None,
+                 largest_batch_size: int | None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.needed_mb = needed_mb
+        self.budget_mb = budget_mb
+        self.largest_batch_size = largest_batch_size
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes one optimizer step holds at once, by what holds them.
+
+    >>> fp = footprint("mlp", moons_data, batch_size=32)     # doctest: +SKIP
+    >>> fp.activations                                       # grows with batch_size
+    """
+
+    batch_size: int
+    optimizer: str
+    params: int  # the weights themselves
+    grads: int  # one gradient per weight
+    optimizer_state: int  # momentum / Adam's running averages (none for plain SGD)
+    activations: int  # what the forward pass keeps for the backward pass: grows with the batch
+
+    @property
+    def total(self) -> int:
+        return self.params + self.grads + self.optimizer_state + self.activations
+
+    @property
+    def total_mb(self) -> float:
+        return self.total / MB
+
+    def __str__(self) -> str:
+        parts = (f"{name.replace('_', ' ')} {getattr(self, name) / MB:.3g} MB" for name in PARTS)
+        return f"{' + '.join(parts)} = {self.total_mb:.3g} MB"
+
+
+def footprint(model: str | nn.Module, data: Dataset, batch_size: int, optimizer: str = "sgd") -> Footprint:
+    """Measure the memory one training step of `model` on batches of `batch_size` samples needs.
+
+    `model` is "mlp", "linear" or your own module (it is not changed). The batch is drawn from
+    `data` (repeated if the batch is larger than the dataset: only its shape matters here).
+
+    >>> import epochviz as ev
+    >>> small, large = (footprint("mlp", ev.moons(), b) for b in (32, 4096))
+    >>> small.params == large.params and large.activations > 100 * small.activations
+    True
+
+    What to notice: parameters, gradients and optimizer state stay the same for every batch
+    size; only the activations grow, in proportion to the batch.
+    """
+    checks.whole("batch_size", batch_size, minimum=1)
+    checks.choice("optimizer", optimizer, OPTIMIZERS)
+    net = build(model, data, seed=0).cpu()
+    weights = sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
+    return Footprint(
+        batch_size=batch_size,
+        optimizer=optimizer,
+        params=sum(p.numel() * p.element_size() for p in net.parameters()),
+        grads=weights,
+        optimizer_state=_optimizer_state_bytes(net, optimizer),
+        activations=_activation_bytes(net, data, batch_size),
+    )
+
+
+def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, optimizer: str = "sgd") -> int:
+    """The largest batch size whose training step fits in `budget_mb` megabytes (0 if none does).
+
+    >>> import epochviz as ev
+    >>> b = max_batch_size("mlp", ev.moons(), budget_mb=0.5)
+    >>> footprint("mlp", ev.moons(), b).total_mb <= 0.5 < footprint("mlp", ev.moons(), b + 1).total_mb
+    True
+    """
+    budget = checks.number("budget_mb", budget_mb, low=0, low_open=True) * MB
+    one, two = footprint(model, data, 1, optimizer), footprint(model, data, 2, optimizer)
+    per_sample = two.total - one.total
+    fixed = one.total - per_sample
+    if per_sample <= 0 or one.total > budget:
+        return 0
+    return int((budget - fixed) // per_sample)
+
+
+def check_fits(model: nn.Module, data: Dataset, batch_size: int, accumulate: int, optimizer: str,
+               budget_mb: float) -> None:  # fmt: skip
+    """Raise OutOfMemoryError before training if a step of this size exceeds `budget_mb`."""
+    micro_batch = math.ceil(batch_size / accumulate)
+    needed = footprint(model, data, micro_batch, optimizer)
+    if needed.total_mb <= budget_mb:
+        return
+    largest = max_batch_size(model, data, budget_mb, optimizer)
+    remedy = f"The largest batch that fits is {largest}" if largest else "Not even one sample fits"
+    if largest:
+        splits = math.ceil(batch_size / largest)
+        remedy += f"; or keep batches of {batch_size} and set accumulate={splits} (micro-batches of ≤ {largest})"
+    raise OutOfMemoryError(
+        f"Out of memory: a step with {micro_batch} samples at once needs {needed.total_mb:.3g} MB "
+        f"({needed}) but the device has {budget_mb:.3g} MB. {remedy}.",
+        needed_mb=needed.total_mb,
+        budget_mb=budget_mb,
+        largest_batch_size=largest,
+    )
+
+
+def from_device_error(error: BaseException, device: torch.device, batch_size: int) -> OutOfMemoryError:
+    """Turn PyTorch's own out-of-memory error into ours, with the device's numbers when it has them."""
+    budget = None
+    if device.type == "cuda":
+        budget = torch.cuda.get_device_properties(device).total_memory / MB
+    size = f" ({budget:.0f} MB)" if budget else ""
+    return OutOfMemoryError(
+        f"Out of memory on {device}{size} with batch_size={batch_size}: use a smaller batch, or "
+        f"accumulate=k to split each batch into k micro-batches. PyTorch said: {str(error).splitlines()[0]}",
+        needed_mb=None,
+        budget_mb=budget,
+        largest_batch_size=None,
+    )
+
+
+def _activation_bytes(model: nn.Module, data: Dataset, batch_size: int) -> int:
+    """Bytes autograd saves during one forward pass and loss on `batch_size` samples."""
+    if batch_size > _MEASURED_UP_TO:
+        half, full = (_activation_bytes(model, data, size) for size in (_MEASURED_UP_TO // 2, _MEASURED_UP_TO))
+        per_sample = (full - half) / (_MEASURED_UP_TO // 2)
+        return round(full + per_sample * (batch_size - _MEASURED_UP_TO))
+    rows = torch.arange(batch_size) % len(data)
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}  # storage address → bytes, so a tensor saved twice counts once
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        loss_function(data.task)(model(data.x[rows]), data.y[rows])
+    return sum(saved.values())
+
+
+def _optimizer_state_bytes(model: nn.Module, optimizer: str) -> int:
+    """Bytes of state the optimizer keeps after one step (measured on a copy of the model)."""
+    copied = copy.deepcopy(model)
+    for p in copied.parameters():
+        p.grad = torch.zeros_like(p)
+    stepper = make_optimizer(optimizer, copied, lr=0.0)
+    stepper.step()
+    return sum(
+        value.numel() * value.element_size()
+        for state in stepper.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    )

@@ -1,0 +1,50 @@
+"""What training minimises and how a model is scored: losses, optimizers, accuracy.
+
+Shared by the training loop and by the memory measurements, so both use the very same loss
+and optimizer a run uses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """A fresh optimizer for `model`: it holds no momentum and no running averages yet."""
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr)
+    if name == "momentum":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def loss_function(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy for classification, mean squared error for regression (both batch means)."""
+    if task == "classification":
+        return F.cross_entropy
+    return lambda output, target: F.mse_loss(output.squeeze(-1), target)
+
+
+def accuracy(output: torch.Tensor, target: torch.Tensor, task: str) -> float:
+    """Share of samples whose highest-scoring class is the right one (NaN for regression)."""
+    if task != "classification" or len(target) == 0:
+        return math.nan
+    return float((output.argmax(dim=1) == target).float().mean())
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_of: Callable) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` on (x, y) without training; NaN for an empty set."""
+    if len(x) == 0:
+        return math.nan, math.nan
+    model.eval()
+    output = model(x)
+    task = "classification" if y.dtype == torch.int64 else "regression"
+    return float(loss_of(output, y)), accuracy(output, y, task)

@@ -1,0 +1,106 @@
+"""Stopping and resuming is the same training; bad files are refused, not executed."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import epochviz as ev
+from epochviz import checkpoint
+
+ARGS = {"optimizer": "adam", "lr": 0.01, "batch_size": 16, "seed": 2}
+
+
+def _assert_same_training(left, right):
+    np.testing.assert_array_equal(left.steps.loss, right.steps.loss)
+    for epoch in range(1, right.completed_epochs + 1):
+        np.testing.assert_array_equal(left.params(epoch, "end"), right.params(epoch, "end"))
+    assert left.epochs.drop(columns="elapsed_s").equals(right.epochs.drop(columns="elapsed_s"))
+
+
+def test_stopping_after_3_and_resuming_to_6_is_the_uninterrupted_run(tmp_path):
+    path = tmp_path / "run.pt"
+    ev.train("moons", epochs=3, checkpoint=path, **ARGS)
+    resumed = ev.resume(path, epochs=6)
+    _assert_same_training(resumed, ev.train("moons", epochs=6, **ARGS))
+    assert resumed.epochs.elapsed_s.is_monotonic_increasing
+    assert ev.resume(path, epochs=6).completed_epochs == 6  # the checkpoint followed the resumed run
+
+
+@pytest.mark.parametrize("reset", ["never", "optimizer", "weights"])
+def test_a_run_in_memory_carries_on_in_place(reset):
+    run = ev.train("moons", epochs=2, reset=reset, optimizer="momentum")
+    assert ev.resume(run, epochs=5) is run
+    _assert_same_training(run, ev.train("moons", epochs=5, reset=reset, optimizer="momentum"))
+
+
+def test_views_and_diverged_runs_cannot_resume():
+    with pytest.raises(ValueError, match="view"):
+        ev.resume(ev.train("moons", epochs=3).first(2), epochs=4)
+    with pytest.raises(ValueError, match="diverged"):
+        ev.resume(ev.train("moons", epochs=3, lr=1e6), epochs=4)
+    with pytest.raises(ValueError, match="epochs must be 3 or more"):
+        ev.resume(ev.train("moons", epochs=3), epochs=2)
+
+
+def test_the_file_holds_only_plain_tensors_numbers_and_strings(tmp_path):
+    path = tmp_path / "run.pt"
+    ev.train("digits", epochs=1, checkpoint=path)
+    contents = torch.load(path, weights_only=True)
+    assert contents["format"] == "epochviz-checkpoint" and contents["run"]["config"]["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda path, good: path.write_bytes(good[: len(good) // 2]),  # truncated
+        lambda path, good: path.write_bytes(good[:100] + b"\x00" * 50 + good[150:]),  # corrupted
+        lambda path, good: path.write_text("not a checkpoint"),  # unrelated text
+        lambda path, good: torch.save({"weights": torch.zeros(3)}, path),  # someone else's torch file
+    ],
+    ids=["truncated", "corrupted", "text", "foreign"],
+)
+def test_a_bad_file_is_refused_by_name_and_left_alone(tmp_path, write):
+    good = tmp_path / "good.pt"
+    ev.train("moons", epochs=1, checkpoint=good)
+    bad = tmp_path / "bad.pt"
+    write(bad, good.read_bytes())
+    before = bad.read_bytes()
+    with pytest.raises(ev.CheckpointError, match=r"bad\.pt"):
+        ev.resume(bad, epochs=3)
+    assert bad.read_bytes() == before
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"format": "epochviz-checkpoint", "payload": _Exploit()}))
+    with pytest.raises(ev.CheckpointError):
+        ev.resume(evil, epochs=2)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    run = ev.train("moons", epochs=2, checkpoint=path)
+    before = path.read_bytes()
+
+    def crash(contents, file):
+        file.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ev.resume(run, epochs=3)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left behind
+    monkeypatch.undo()
+    assert ev.resume(path, epochs=3).completed_epochs == 3

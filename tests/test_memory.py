@@ -1,0 +1,84 @@
+"""Memory: what a step holds, which batches fit, and accumulation as the remedy."""
+
+import numpy as np
+import pytest
+import torch
+
+import epochviz as ev
+from epochviz.memory import MB, OutOfMemoryError, footprint, max_batch_size
+
+
+def test_activations_are_exactly_the_tensors_a_known_mlp_saves_for_backward():
+    """2 → 32 → 32 → 2 with ReLU and cross-entropy, batch B: autograd keeps the input (B×2),
+    both ReLU outputs (B×32 each), the log-softmax (B×2) as float32, the targets (B, int64)
+    and the loss's scalar weight; the weights themselves are not activations."""
+    data = ev.moons()
+    for batch in (1, 32, 500):
+        expected = 4 * batch * (2 + 32 + 32 + 2) + 8 * batch + 4
+        assert footprint("mlp", data, batch).activations == expected
+
+
+def test_parameters_gradients_and_optimizer_state_do_not_grow_with_the_batch():
+    data = ev.moons()
+    parameters = (2 * 32 + 32) + (32 * 32 + 32) + (32 * 2 + 2)
+    small, large = footprint("mlp", data, 8), footprint("mlp", data, 4096)
+    assert small.params == large.params == small.grads == 4 * parameters
+    assert small.optimizer_state == 0
+    assert footprint("mlp", data, 8, "momentum").optimizer_state == 4 * parameters
+    assert footprint("mlp", data, 8, "adam").optimizer_state >= 2 * 4 * parameters
+    assert large.total == large.params + large.grads + large.optimizer_state + large.activations
+
+
+def test_footprints_above_the_measured_range_extrapolate_the_measured_line():
+    data = ev.moons()
+    assert footprint("mlp", data, 20000).activations == 4 * 20000 * 68 + 8 * 20000 + 4
+
+
+@pytest.mark.parametrize(("name", "budget"), [("moons", 0.5), ("digits", 1.0), ("digits", 0.03)])
+def test_max_batch_size_is_the_boundary_of_what_fits(name, budget):
+    data = ev.load(name)
+    largest = max_batch_size("mlp", data, budget)
+    assert largest >= 1
+    assert footprint("mlp", data, largest).total_mb <= budget < footprint("mlp", data, largest + 1).total_mb
+
+
+def test_nothing_fits_a_budget_smaller_than_the_weights():
+    assert max_batch_size("mlp", ev.digits(), budget_mb=0.001) == 0
+
+
+def test_a_batch_too_big_for_the_budget_fails_before_the_first_step_and_says_what_fits():
+    data = ev.moons(n=5000)
+    seen = []
+    with pytest.raises(OutOfMemoryError) as raised:
+        ev.train(data, batch_size=4000, memory_budget_mb=0.5, on_epoch=seen.append)
+    error = raised.value
+    assert not seen
+    assert error.budget_mb == 0.5 and error.needed_mb > 0.5
+    assert error.largest_batch_size == max_batch_size("mlp", data, 0.5)
+    assert f"largest batch that fits is {error.largest_batch_size}" in str(error)
+    assert "accumulate=3" in str(error)
+    ev.train(data, batch_size=4000, memory_budget_mb=0.5, accumulate=3, epochs=1)  # the remedy fits
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_accumulation_gives_the_same_training_with_a_fraction_of_the_activations(optimizer):
+    lr = 0.1 if optimizer == "sgd" else 0.01
+    whole = ev.train("digits", epochs=2, batch_size=64, optimizer=optimizer, lr=lr)
+    split = ev.train("digits", epochs=2, batch_size=64, optimizer=optimizer, lr=lr, accumulate=4)
+    np.testing.assert_allclose(split.steps.loss, whole.steps.loss, rtol=1e-5)
+    np.testing.assert_allclose(split.params(2, "end"), whole.params(2, "end"), rtol=1e-5, atol=1e-6)
+    ratio = footprint("mlp", ev.digits(), 16).activations / footprint("mlp", ev.digits(), 64).activations
+    assert ratio == pytest.approx(1 / 4, rel=0.01)
+
+
+def test_a_real_device_running_out_becomes_our_error(monkeypatch):
+    class Hungry(torch.nn.Linear):
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(OutOfMemoryError, match=r"Out of memory on cpu with batch_size=32.*accumulate"):
+        ev.train("moons", model=Hungry(2, 2))
+
+
+def test_megabytes_are_mebibytes():
+    assert MB == 2**20

@@ -13,10 +13,14 @@ import epochviz as ev
 PACKAGE = Path(ev.__file__).parent
 ROOT = PACKAGE.parent
 
-# lower layers never import higher ones: data → models → train (+ siblings) → plots → widgets
+# lower layers never import higher ones: data → models → train (+ siblings) → plots → widgets.
+# A subpackage's modules share its layer and may import each other.
 LAYERS = {
     "checks": 0, "data": 1, "models": 2, "objectives": 2,
     "config": 3, "run": 3, "train": 3, "memory": 3, "checkpoint": 3, "crossval": 3, "hardware": 3, "windows": 3,
+    "batched": 3,
+    "plots": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "claims": 4,
+    "widgets": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "small": 5,
 }  # fmt: skip
 
 
@@ -25,17 +29,50 @@ def test_the_public_api_is_importable_from_the_top():
         assert getattr(ev, name) is not None, name
 
 
+def _modules() -> dict[str, Path]:
+    """Every module by its stem; a subpackage's `__init__.py` goes by the subpackage's name."""
+    paths = [path for path in PACKAGE.rglob("*.py") if path != PACKAGE / "__init__.py"]
+    names = [path.parent.name if path.stem == "__init__" else path.stem for path in paths]
+    assert len(set(names)) == len(names), f"module stems must be unique, the layers go by them: {sorted(names)}"
+    return dict(zip(names, paths, strict=True))
+
+
 def _imports(module: Path) -> set[str]:
-    tree = ast.parse(module.read_text())
+    """Stems of the epochviz modules `module` imports: `.x`, `..x`, `from . import x` or `epochviz.x`."""
+    package = module.parent.relative_to(PACKAGE).parts  # () in epochviz/, ("plots",) in epochviz/plots/
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            found.add((node.module or "").split(".")[0])
-    return found - {""}
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name.split(".")[1:] for alias in node.names if alias.name.split(".")[0] == "epochviz"]
+        elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == "epochviz"):
+            base = list(package[: len(package) + 1 - node.level]) if node.level else []
+            parts = (node.module or "").split(".")[0 if node.level else 1 :]
+            target = base + [part for part in parts if part]
+            targets = []
+            for alias in node.names:
+                # `from .plots import style` imports a module; `from .run import Run` a name inside one
+                submodule = [*target, alias.name]
+                targets.append(submodule if _is_module(submodule) else target)
+        else:
+            continue
+        found |= {target[-1] for target in targets if target}
+    return found
+
+
+def _is_module(parts: list[str]) -> bool:
+    path = PACKAGE.joinpath(*parts)
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def test_imports_resolve_relative_to_their_subpackage():
+    plots = PACKAGE / "plots"
+    assert _imports(plots / "curves.py") >= {"checks", "run", "axes", "style"}
+    assert "plots" not in _imports(plots / "curves.py")
+    assert _imports(plots / "__init__.py") >= {"curves", "style"}
 
 
 def test_layers_only_import_downwards():
-    modules = {path.stem: path for path in PACKAGE.rglob("*.py") if path.stem != "__init__"}
+    modules = _modules()
     assert set(modules) <= set(LAYERS), f"give new modules a layer: {set(modules) - set(LAYERS)}"
     for name, path in modules.items():
         for imported in _imports(path):

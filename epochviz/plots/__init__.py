@@ -1,0 +1,19 @@
+"""Figures of what happens across epochs: run history in, `plotly.graph_objects.Figure` out.
+
+Every function here is pure: it reads a Run (or results built from Runs) and draws; nothing
+trains and no torch model is needed, so a run loaded from a checkpoint plots the same.
+
+>>> import epochviz as ev
+>>> from epochviz.plots import loss_curves, to_html
+>>> to_html(loss_curves(ev.train("moons", epochs=5)), "loss.html")  # doctest: +SKIP
+"""
+
+from .claims import cross_validation, memory_bars, sliding_epochs
+from .curves import loss_curves, weights_over_epochs
+from .landscape import loss_landscape
+from .style import decimate, to_html
+
+__all__ = [
+    "cross_validation", "decimate", "loss_curves", "loss_landscape", "memory_bars", "sliding_epochs",
+    "to_html", "weights_over_epochs",
+]  # fmt: skip

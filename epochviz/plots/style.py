@@ -1,0 +1,160 @@
+"""How every epochviz figure looks: colours, fonts, layout, epoch marks, and saving to HTML.
+
+One colour-blind-safe palette (Okabe–Ito) with one fixed colour per reset mode, so "blue"
+means "weights never reset" in every figure of every notebook. Fonts and line widths are
+sized for a projector at the back of a classroom.
+"""
+
+from __future__ import annotations
+
+from itertools import count
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+RESET_COLOURS = {"never": "#0072B2", "optimizer": "#E69F00", "weights": "#D55E00"}  # blue, orange, vermillion
+OTHER_COLOURS = ("#009E73", "#56B4E9", "#CC79A7", "#000000", "#F0E442")  # green, sky blue, pink, black, yellow
+FONT_SIZE = 16  # pixels; smaller text is lost on a projector
+HEIGHT = 460  # pixels; fixed, because widgets inside VBox/HBox otherwise guess a wrong size
+EPOCH_LINE_WIDTH = 3  # per-epoch curves, the ones the learner should follow
+MAX_POINTS = 4000  # per-step traces longer than this are thinned for display (see `decimate`)
+BAND_LIMIT = 40  # up to this many epochs each gets a shaded band; above, a line every few epochs
+LABEL_LIMIT = 10  # bands narrower than 1/LABEL_LIMIT of the x range are too narrow to say "epoch k"
+BAND_SHADE = "rgba(0, 0, 0, 0.06)"
+
+
+def series_colours(modes: list[str | None]) -> list[str]:
+    """One colour per series, given each series' reset mode (or None when it has none).
+
+    The first series with a reset mode gets that mode's fixed colour; every other series takes
+    the next colour of the rest of the palette, so no two series share a colour until there are
+    more than eight.
+
+    >>> series_colours(["never", "weights", "never"])
+    ['#0072B2', '#D55E00', '#009E73']
+    """
+    others = iter(OTHER_COLOURS * (len(modes) // len(OTHER_COLOURS) + 1))
+    colours: list[str] = []
+    for mode in modes:
+        fixed = RESET_COLOURS.get(mode)
+        colours.append(fixed if fixed is not None and fixed not in colours else next(others))
+    return colours
+
+
+def translucent(colour: str, alpha: float) -> str:
+    """`colour` ("#RRGGBB") as an rgba() string with opacity `alpha`, for fills and faint lines."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {alpha})"
+
+
+def shades(colour: str) -> list[list]:
+    """A colour scale from a pale tint of `colour` to a dark shade of it: early → late."""
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    pale, dark = rgb + (255 - rgb) * 0.75, rgb * 0.45
+    return [[0.0, _hex(pale)], [0.5, colour], [1.0, _hex(dark)]]
+
+
+def _hex(rgb: np.ndarray) -> str:
+    return "#" + "".join(f"{round(channel):02X}" for channel in rgb)
+
+
+def layout(*, title: str | None, x_title: str, y_title: str, shapes: list[dict] | None = None) -> dict:
+    """The layout every figure starts from: white template, large fonts, legend below the plot."""
+    return {
+        "template": "plotly_white",
+        "height": HEIGHT,
+        "autosize": True,
+        "font": {"size": FONT_SIZE},
+        "hoverlabel": {"font": {"size": FONT_SIZE}},
+        "title": {"text": title or "", "x": 0.01, "xanchor": "left", "automargin": True},
+        # at the bottom of the figure, below the axis title: it never covers a curve or the epoch labels
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom"},
+        "margin": {"l": 80, "r": 30, "t": 50, "b": 40},
+        "xaxis": {"title": {"text": x_title}},
+        "yaxis": {"title": {"text": y_title}},
+        "shapes": shapes or [],
+    }
+
+
+def epoch_marks(edges: np.ndarray, span: float | None = None) -> list[dict]:
+    """Shapes marking the epochs along x; `edges[0]` is where training starts, `edges[k]` where epoch k ends.
+
+    Up to BAND_LIMIT epochs, alternate epochs are shaded, and each band says "epoch k" when
+    every band is at least 1/LABEL_LIMIT of `span` (the width of the drawn x range, by default
+    the epochs' own). Beyond BAND_LIMIT, a thin line every 5, 10, 20… epochs keeps it legible.
+    They go in `layout.shapes`, so a live figure can swap them in one assignment.
+    """
+    epochs = len(edges) - 1
+    if epochs <= BAND_LIMIT:
+        span = edges[-1] - edges[0] if span is None else span
+        labelled = epochs > 0 and np.diff(edges).min() * LABEL_LIMIT >= span
+        return [_band(k, edges[k - 1], edges[k], labelled=labelled) for k in range(1, epochs + 1)]
+    every = next(stride for stride in _one_two_five() if epochs / stride <= BAND_LIMIT // 2)
+    return [_line(edges[k]) for k in range(every, epochs + 1, every)]
+
+
+def _band(epoch: int, start: float, end: float, *, labelled: bool) -> dict:
+    band = {
+        "type": "rect", "xref": "x", "yref": "paper", "x0": float(start), "x1": float(end), "y0": 0, "y1": 1,
+        "fillcolor": BAND_SHADE if epoch % 2 else "rgba(0, 0, 0, 0)", "line": {"width": 0}, "layer": "below",
+    }  # fmt: skip
+    if labelled:
+        # just above the plot area, where no data is drawn
+        band["label"] = {"text": f"epoch {epoch}", "textposition": "top center", "yanchor": "bottom",
+                         "font": {"color": "#666666"}}  # fmt: skip
+    return band
+
+
+def _line(x: float) -> dict:
+    return {
+        "type": "line", "xref": "x", "yref": "paper", "x0": float(x), "x1": float(x), "y0": 0, "y1": 1,
+        "line": {"color": "rgba(0, 0, 0, 0.25)", "width": 1, "dash": "dot"}, "layer": "below",
+    }  # fmt: skip
+
+
+def _one_two_five():
+    """1, 2, 5, 10, 20, 50, …: strides a reader can count in."""
+    for power in count():
+        for first in (1, 2, 5):
+            yield first * 10**power
+
+
+def decimate(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of the points of `values` to draw: all of them, or a thinned set of at most `max_points`.
+
+    The interior is cut into equal buckets and each bucket keeps its lowest and highest point,
+    so spikes survive; the first and last points are always kept. Index the x values, the
+    y values and any hover data with the result.
+
+    >>> losses = np.r_[np.ones(5_000), 9.0, np.ones(5_000)]
+    >>> kept = decimate(losses, max_points=100)
+    >>> len(kept) <= 100, 5_000 in kept, kept[[0, -1]].tolist()
+    (True, True, [0, 10000])
+    """
+    values = np.asarray(values, dtype=float)
+    if len(values) <= max_points:
+        return np.arange(len(values))
+    interior = values[1:-1]
+    width = -(-len(interior) // ((max_points - 2) // 2))  # ⌈points per bucket⌉
+    buckets = -(-len(interior) // width)
+    # repeating the last value fills the last bucket; argmin/argmax return the first occurrence, a real point
+    grid = np.pad(interior, (0, buckets * width - len(interior)), mode="edge").reshape(buckets, width)
+    starts = np.arange(buckets) * width + 1
+    return np.unique(
+        np.concatenate([[0], starts + grid.argmin(axis=1), starts + grid.argmax(axis=1), [len(values) - 1]])
+    )
+
+
+def to_html(fig: go.Figure, path: str | Path) -> Path:
+    """Save `fig` as one standalone HTML file that opens with no internet (plotly.js is inside it).
+
+    >>> to_html(loss_curves(run), "loss.html")  # doctest: +SKIP
+    PosixPath('loss.html')
+
+    What to notice: the file is large (about 5 MB) because it carries plotly.js itself, so it
+    works on a classroom machine with no network.
+    """
+    path = Path(path)
+    fig.write_html(path, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    return path

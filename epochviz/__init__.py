@@ -24,3 +24,17 @@ __all__ = [
     "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
+
+_LAZY = {"plots": "epochviz.plots", "widgets": "epochviz.widgets"}
+
+
+def __getattr__(name: str):
+    """`ev.plots`, `ev.widgets` and `ev.explorer` load Plotly and ipywidgets only when first used,
+    so training alone never imports them."""
+    import importlib
+
+    if name in _LAZY:
+        return importlib.import_module(_LAZY[name])
+    if name == "explorer":
+        return importlib.import_module("epochviz.widgets").explorer
+    raise AttributeError(f"module 'epochviz' has no attribute {name!r}")

@@ -1,0 +1,14 @@
+"""Explorers: sliders and buttons that redraw live Plotly figures of training across epochs.
+
+Every explorer caches what it computed, redraws view-only changes at once, trains on a
+background thread where the latest setting wins, and shows problems inside the widget.
+"""
+
+from .base import Explorer
+from .explorer import RunExplorer, explorer
+from .small import CrossValidationExplorer, LandscapeExplorer, MemoryExplorer, batch_size_explorer, reset_explorer
+
+__all__ = [
+    "CrossValidationExplorer", "Explorer", "LandscapeExplorer", "MemoryExplorer", "RunExplorer",
+    "batch_size_explorer", "explorer", "reset_explorer",
+]  # fmt: skip

@@ -1,0 +1,204 @@
+"""What every explorer shares: controls → a cached computation → a figure updated in place.
+
+An explorer turns the controls' values into a `Request`: a `key` naming what must be
+computed (a training run, say) and the values that only change how it is shown. Results are
+cached by key, so a change that only affects the view (fewer epochs, another x axis) redraws
+at once. Anything else is computed on a background worker where the latest request wins,
+and its partial results are drawn as they come. Errors are shown inside the widget, never
+only in the log console (ipywidgets#1971), and the widget stays usable.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from .worker import LatestWins
+
+CACHE_SIZE = 32  # results kept per explorer (a few MB at most for these small runs)
+DRAW_EVERY_S = 0.1  # while computing, redraw at most this often: the browser must not be flooded
+
+
+@dataclass(frozen=True)
+class Request:
+    key: Hashable  # what must be computed; equal keys share one cached result
+    values: dict  # every control's value (the key's ingredients and the view's)
+
+
+class Superseded(Exception):
+    """Raised inside a computation that a newer request has made pointless."""
+
+
+class Explorer:
+    """Base of every explorer. Subclasses say how to compute, whether a result covers a request, and how to draw.
+
+    Public: `controls` (name → widget), `figure` (the FigureWidget), `status`, `message`,
+    `wait()` (block until nothing is computing), and `_ipython_display_` to show it all.
+    """
+
+    def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int = 920) -> None:
+        self.controls = controls
+        self.figure = go.FigureWidget(layout={"height": height, "width": width})
+        self.status = widgets.HTML()
+        self.message = widgets.HTML()
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="12em"))
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self._draw_lock = threading.RLock()
+        self._last_draw = 0.0
+        self._worker = LatestWins(self._work, same_job=lambda old, new: old.key == new.key, on_error=self._show_error)
+        for control in controls.values():
+            control.observe(self._changed, names="value")
+
+    # --- for subclasses ------------------------------------------------------------------------
+
+    def request(self) -> Request:
+        """The request the controls ask for now."""
+        values = {name: control.value for name, control in self.controls.items()}
+        return Request(key=tuple(sorted(values.items())), values=values)
+
+    def compute(self, request: Request, cached: Any, partial: callable) -> Any:
+        """Compute the result for `request` (extending `cached`, a result for the same key, if useful).
+
+        Call `partial(result_so_far)` to have it drawn while you work; it raises Superseded when
+        a newer request makes this one pointless.
+        """
+        raise NotImplementedError
+
+    def covers(self, result: Any, request: Request) -> bool:
+        """Whether `result` (cached for request.key) is enough to draw `request` without computing."""
+        return True
+
+    def before_draw(self, request: Request, result: Any) -> None:
+        """Called before every draw, partial ones included (keep track of what is on screen here)."""
+
+    def render(self, request: Request, result: Any) -> go.Figure:
+        raise NotImplementedError
+
+    def describe(self, request: Request, result: Any) -> tuple[str, str]:
+        """The status line and the message (empty when all is well) for a drawn result."""
+        return "", ""
+
+    def layout(self) -> widgets.Widget:
+        """The whole explorer as one widget; subclasses arrange their controls."""
+        return widgets.VBox([*self.controls.values(), widgets.HBox([self.progress, self.status]), self.message,
+                             self.figure])  # fmt: skip
+
+    # --- driving it ----------------------------------------------------------------------------
+
+    def refresh(self, *, wait: bool = False) -> None:
+        """Draw what the controls ask for: from the cache at once, else after computing it."""
+        request = self.request()
+        cached = self._cache.get(request.key)
+        if cached is not None and self.covers(cached, request):
+            self._cache.move_to_end(request.key)
+            self._draw(request, cached)
+        else:
+            self.status.value = "<i>training…</i>"
+            self._worker.submit(request)
+        if wait:
+            self.wait()
+
+    def draw_now(self) -> None:
+        """Compute (if needed) and draw on this thread: explorers start this way, so a notebook cell
+        that creates one ends with its figure complete."""
+        request = self.request()
+        cached = self._cache.get(request.key)
+        result = cached if cached is not None and self.covers(cached, request) else None
+        if result is None:
+            result = self.compute(request, cached, lambda partial: None)
+            self._remember(request.key, result)
+        self._draw(request, result)
+
+    def wait(self, timeout: float | None = 120) -> None:
+        """Return once no computation is pending (tests and notebooks use this)."""
+        if not self._worker.wait(timeout):
+            raise TimeoutError(f"the explorer was still computing after {timeout} s")
+
+    def forget(self, key: Hashable) -> None:
+        """Drop a cached result, so the next request for it computes again from the start."""
+        self._cache.pop(key, None)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.layout())
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _changed(self, change: dict) -> None:
+        try:
+            self.message.value = ""
+            self.refresh()
+        except Exception as error:  # a callback's exception would otherwise vanish into the log console
+            self._show_error(error)
+
+    def _work(self, request: Request, stale) -> None:
+        def partial(result: Any) -> None:
+            if stale():
+                raise Superseded
+            if time.perf_counter() - self._last_draw >= DRAW_EVERY_S:
+                self._draw(request, result, final=False)
+
+        try:
+            result = self.compute(request, self._cache.get(request.key), partial)
+        except Superseded:
+            return
+        except Exception as error:
+            self._show_error(error)
+            return
+        self._remember(request.key, result)
+        latest = self.request()  # the controls may have moved on while this ran
+        if latest.key == request.key and self.covers(result, latest):
+            self._draw(latest, result)
+
+    def _remember(self, key: Hashable, result: Any) -> None:
+        self._cache[key] = result
+        self._cache.move_to_end(key)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def _draw(self, request: Request, result: Any, *, final: bool = True) -> None:
+        with self._draw_lock:
+            self.before_draw(request, result)
+            sync_figure(self.figure, self.render(request, result))
+            self._last_draw = time.perf_counter()
+            if final:
+                self.status.value, message = self.describe(request, result)
+                if message:
+                    self.message.value = _box(message, "#fff4e5", "#E69F00")
+
+    def _show_error(self, error: Exception) -> None:
+        self.status.value = ""
+        self.message.value = _box(f"<b>{type(error).__name__}</b>: {html.escape(str(error))}", "#fdecea", "#D55E00")
+
+
+def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
+    """Make `widget` show `figure`, changing its traces in place when their kinds still match."""
+    fresh = [{k: v for k, v in trace.to_plotly_json().items() if k != "uid"} for trace in figure.data]
+    same_shape = len(widget.data) == len(fresh) and all(
+        set(old.to_plotly_json()) - {"uid"} == set(new) for old, new in zip(widget.data, fresh, strict=True)
+    )
+    with widget.batch_update():
+        if same_shape:
+            for old, new in zip(widget.data, fresh, strict=True):
+                old.update(new, overwrite=True)
+        else:
+            widget.data = []
+            widget.add_traces(figure.data)
+        size = {"height": widget.layout.height, "width": widget.layout.width}
+        widget.layout = figure.layout.update(size, overwrite=True)
+
+
+def _box(content: str, background: str, border: str) -> str:
+    return (
+        f'<div style="background:{background};border-left:4px solid {border};padding:6px 10px;'
+        f'margin:4px 0;font-size:15px;max-width:60em">{content}</div>'
+    )

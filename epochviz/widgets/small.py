@@ -1,0 +1,158 @@
+"""Explorers for single ideas, each a few controls and one figure, built on the same pieces as the main one."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from .. import plots
+from ..crossval import CrossValidation, cross_validate
+from ..data import digits, load
+from ..memory import Footprint, OutOfMemoryError, check_fits, footprint
+from ..models import build
+from ..run import Run
+from ..train import train
+from . import controls as make
+from .base import Explorer, Request
+from .explorer import RunExplorer
+
+
+def reset_explorer(data: str = "moons", **defaults) -> RunExplorer:
+    """Never, optimizer and weights reset side by side: which one keeps improving across epochs?"""
+    return RunExplorer(data, compare=True, show=("epochs", "lr", "optimizer", "shuffle", "x"),
+                       buttons=("more", "restart"), **defaults)  # fmt: skip
+
+
+def batch_size_explorer(data: str = "moons", **defaults) -> RunExplorer:
+    """Change the batch size: the steps per epoch change, the samples per epoch do not.
+
+    Earlier batch sizes stay on the figure as ghosts; with the x axis in samples, every
+    curve's epochs end at the same places.
+    """
+    return RunExplorer(data, **{"x": "samples", **defaults}, show=("batch_size", "epochs", "x"),
+                       buttons=("clear",))  # fmt: skip
+
+
+class MemoryExplorer(Explorer):
+    """Batch size against a simulated device's memory, with gradient accumulation as the way out."""
+
+    SIZES = tuple(2**k for k in range(4, 17))  # the batch sizes drawn as bars
+
+    def __init__(self, data: str = "digits", *, batch_size: int = 4096, budget_mb: float = 1.0, accumulate: int = 1,
+                 optimizer: str = "sgd") -> None:  # fmt: skip
+        self.data = load(data)
+        controls = {
+            "batch_size": widgets.SelectionSlider(options=list(self.SIZES), value=batch_size, description="batch size",
+                                                  continuous_update=False),
+            "budget_mb": widgets.FloatLogSlider(value=budget_mb, base=10, min=-2, max=2, step=0.125,
+                                                description="memory (MB)", readout_format=".3g",
+                                                continuous_update=False),
+            "accumulate": widgets.IntSlider(value=accumulate, min=1, max=64, description="accumulate",
+                                            continuous_update=False,
+                                            tooltip="split each batch into this many micro-batches"),
+            "optimizer": make.optimizer_dropdown(optimizer),
+        }  # fmt: skip
+        super().__init__(controls, height=440)
+        self.draw_now()
+
+    def request(self) -> Request:
+        values = {name: control.value for name, control in self.controls.items()}
+        return Request(key=values["optimizer"], values=values)
+
+    def compute(self, request: Request, cached, partial) -> dict[int, Footprint]:
+        optimizer = request.values["optimizer"]
+        return {size: footprint("mlp", self.data, size, optimizer) for size in self.SIZES}
+
+    def covers(self, result: dict[int, Footprint], request: Request) -> bool:
+        return True
+
+    def render(self, request: Request, result: dict[int, Footprint]) -> go.Figure:
+        values = request.values
+        micro = -(-values["batch_size"] // values["accumulate"])
+        shown = dict(result)
+        if micro not in shown:
+            shown[micro] = footprint("mlp", self.data, micro, values["optimizer"])
+        return plots.memory_bars([shown[size] for size in sorted(shown)], budget_mb=values["budget_mb"])
+
+    def describe(self, request: Request, result) -> tuple[str, str]:
+        values = request.values
+        model = build("mlp", self.data, seed=0)
+        try:
+            check_fits(model, self.data, values["batch_size"], values["accumulate"], values["optimizer"],
+                       values["budget_mb"])  # fmt: skip
+        except OutOfMemoryError as error:
+            return "<b>out of memory</b>", str(error)
+        micro = -(-values["batch_size"] // values["accumulate"])
+        pieces = f"{values['accumulate']} micro-batches of ≤ {micro}" if values["accumulate"] > 1 else "the whole batch"
+        return (f"fits: {pieces} at a time · the epoch is unchanged: every sample once, one step per "
+                f"{values['batch_size']} samples"), ""  # fmt: skip
+
+
+class CrossValidationExplorer(Explorer):
+    """Reset between folds or not: how honest are the validation scores?"""
+
+    def __init__(self, *, k: int = 5, epochs: int = 30, n: int = 300) -> None:
+        self.data = digits(n=n)
+        controls = {
+            "k": widgets.IntSlider(value=k, min=2, max=10, description="folds (k)", continuous_update=False),
+            "epochs": widgets.IntSlider(value=epochs, min=2, max=60, description="epochs", continuous_update=False),
+        }
+        super().__init__(controls, height=460)
+        self.draw_now()
+
+    def compute(self, request: Request, cached, partial) -> dict[str, CrossValidation]:
+        settings = {"k": request.values["k"], "epochs": request.values["epochs"], "batch_size": 16, "lr": 0.3}
+        return {
+            "reset per fold": cross_validate(self.data, reset_between_folds=True, **settings),
+            "no reset (leaks)": cross_validate(self.data, reset_between_folds=False, **settings),
+        }
+
+    def render(self, request: Request, result: dict[str, CrossValidation]) -> go.Figure:
+        return plots.cross_validation(result)
+
+    def describe(self, request: Request, result: dict[str, CrossValidation]) -> tuple[str, str]:
+        parts = [
+            f"{label}: validation {cv.folds.val_loss.mean():.3f} vs test {cv.folds.test_loss.mean():.3f}"
+            for label, cv in result.items()
+        ]
+        return " · ".join(parts), ""
+
+
+class LandscapeExplorer(Explorer):
+    """Follow training across the loss surface of a two-parameter model; the epochs slider walks the path."""
+
+    MAX_EPOCHS = 30
+
+    def __init__(self, *, epochs: int = 10, lr: float = 0.1, batch_size: int = 16, reset: str = "never") -> None:
+        self.data = load("line")
+        controls = {
+            "epochs": make.epochs_slider(epochs, maximum=self.MAX_EPOCHS),
+            "lr": make.learning_rate_slider(lr),
+            "batch_size": make.batch_size_slider(len(self.data), batch_size),
+            "reset": make.reset_buttons(reset),
+        }
+        super().__init__(controls, height=560, width=760)
+        self.draw_now()
+
+    def request(self) -> Request:
+        values = {name: control.value for name, control in self.controls.items()}
+        return Request(key=(values["lr"], values["batch_size"], values["reset"]), values=values)
+
+    def compute(self, request: Request, cached, partial) -> Run:
+        values = request.values
+        return train(self.data, model="linear", epochs=self.MAX_EPOCHS, lr=values["lr"],
+                     batch_size=values["batch_size"], reset=values["reset"], val_fraction=0, track_weights=True,
+                     on_epoch=partial)  # fmt: skip
+
+    def covers(self, result: Run, request: Request) -> bool:
+        return result.completed_epochs >= request.values["epochs"] or result.diverged
+
+    def render(self, request: Request, result: Run) -> go.Figure:
+        return plots.loss_landscape(result.first(request.values["epochs"]))
+
+    def describe(self, request: Request, result: Run) -> tuple[str, str]:
+        shown = result.first(request.values["epochs"])
+        if shown.diverged:
+            return "", f"Diverged in epoch {shown.diverged_at[0]}: the steps overshoot the valley and grow."
+        loss = shown.epochs.train_loss.iloc[-1]
+        return f"after {shown.completed_epochs} epochs: training loss {loss:.3f}", ""

@@ -1,0 +1,171 @@
+"""Explorers driven from code, as a learner's clicks would drive them."""
+
+import random
+import threading
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+import epochviz as ev
+from epochviz.widgets import (
+    CrossValidationExplorer,
+    LandscapeExplorer,
+    MemoryExplorer,
+    batch_size_explorer,
+    explorer,
+    reset_explorer,
+)
+from epochviz.widgets.base import sync_figure
+
+
+def _epoch_trace(figure, label=None):
+    """The bold per-epoch curve of the run labelled `label` (of the only run, when None)."""
+    (trace,) = [
+        t for t in figure.data
+        if t.name == "train loss per epoch" and t.legendgroup != "ghosts" and label in (None, t.legendgroup)
+    ]  # fmt: skip
+    return trace
+
+
+def _expected(values, **fixed):
+    run = ev.train(values["dataset"], epochs=values["epochs"], batch_size=values["batch_size"], lr=values["lr"],
+                   optimizer=values["optimizer"], reset=values["reset"], shuffle=values["shuffle"],
+                   seed=values["seed"], **fixed)  # fmt: skip
+    return run
+
+
+@pytest.fixture
+def small():
+    return explorer("moons", epochs=10)
+
+
+def test_it_starts_with_a_complete_figure_and_a_status_line(small):
+    assert not small._worker.busy
+    np.testing.assert_allclose(_epoch_trace(small.figure).y, small.run.epochs.train_loss)
+    assert "epoch 10 / 10 · 10 steps per epoch · 3\u2009200 samples seen" in small.status.value
+    assert "N = 320 training samples · batch 32 → <b>10 iterations per epoch</b>" in small.iterations.value
+
+
+def test_fewer_epochs_is_a_view_change_that_trains_nothing(small, monkeypatch):
+    monkeypatch.setattr(small, "compute", lambda *args: pytest.fail("a view change must not train"))
+    small.controls["epochs"].value = 5
+    assert not small._worker.busy
+    assert len(_epoch_trace(small.figure).y) == 5
+    small.controls["x"].value = "samples"
+    assert list(_epoch_trace(small.figure).x) == [320, 640, 960, 1280, 1600]
+
+
+def test_a_new_batch_size_changes_the_steps_per_epoch_not_the_samples(small):
+    small.controls["batch_size"].value = 64
+    small.wait()
+    assert "5 steps per epoch · 3\u2009200 samples seen" in small.status.value
+    assert "5 iterations per epoch" in small.iterations.value
+    steps = next(t for t in small.figure.data if t.name == "each batch")
+    assert len(steps.y) == 50
+
+
+def test_train_more_continues_the_same_run_from_where_it_ended(small):
+    before = small.run
+    small.train_more()
+    small.wait()
+    assert small.controls["epochs"].value == 15 and small.run.completed_epochs == 15
+    np.testing.assert_array_equal(small.run.params(11, "start"), small.run.params(10, "end"))
+    np.testing.assert_array_equal(small.run.steps.loss[: len(before.steps)], before.steps.loss)
+
+
+def test_start_over_retraces_the_same_path_and_new_seed_leaves_a_ghost(small):
+    losses = small.run.epochs.train_loss.to_numpy()
+    small.start_over()
+    small.wait()
+    np.testing.assert_array_equal(small.run.epochs.train_loss, losses)
+    small.new_seed()
+    small.wait()
+    assert small.controls["seed"].value == 1 and not np.array_equal(small.run.epochs.train_loss, losses)
+    ghosts = [t for t in small.figure.data if t.name.startswith("before: seed 0")]
+    assert len(ghosts) == 1 and ghosts[0].opacity < 1
+    np.testing.assert_allclose(ghosts[0].y, losses)
+    small.clear_ghosts()
+    assert not [t for t in small.figure.data if t.name.startswith("before")]
+
+
+def test_weights_reset_draws_the_saw_tooth(small):
+    small.controls["reset"].value = "weights"
+    small.wait()
+    steps = small.run.steps
+    first_batches = steps[steps.batch == 1].loss.to_numpy()
+    last_batches = steps[steps.batch == steps.batch.max()].loss.to_numpy()
+    assert (first_batches[1:] > last_batches[:-1] + 0.02).all(), "each epoch should jump back up"
+    assert small.run.config["reset"] == "weights"
+
+
+def test_compare_overlays_the_three_reset_modes(small):
+    small.controls["compare"].value = True
+    small.wait()
+    for mode in ("never", "optimizer", "weights"):
+        assert len(_epoch_trace(small.figure, f"reset: {mode}").y) == 10
+
+
+def test_a_diverging_setting_says_so_in_the_widget_and_a_good_one_recovers():
+    widget = explorer("line", epochs=5, lr=0.01)
+    widget.controls["lr"].value = 10**1.5
+    widget.wait()
+    assert "became infinite" in widget.message.value and "smaller learning rate" in widget.message.value
+    widget.controls["lr"].value = 0.01
+    widget.wait()
+    assert widget.message.value == "" and not widget.run.diverged
+
+
+def test_two_hundred_rapid_changes_end_on_the_last_setting_with_no_error_and_no_thread_left():
+    widget = explorer("moons", epochs=4)
+    rng = random.Random(0)
+    choices = {
+        "epochs": list(range(1, 9)),
+        "batch_size": [value for _, value in widget.controls["batch_size"].options][:7],
+        "reset": ["never", "optimizer", "weights"],
+        "lr": [0.01, 0.1, 0.3],
+        "optimizer": ["sgd", "momentum", "adam"],
+        "shuffle": [True, False],
+        "seed": [0, 1, 2],
+        "x": ["epoch", "step", "samples", "seconds"],
+    }
+    for _ in range(200):
+        name = rng.choice(list(choices))
+        widget.controls[name].value = rng.choice(choices[name])
+    widget.wait()
+    values = {name: control.value for name, control in widget.controls.items()}
+    expected = _expected(values)
+    assert widget.message.value == ""
+    np.testing.assert_allclose(_epoch_trace(widget.figure).y, expected.epochs.train_loss)
+    assert f"epoch {values['epochs']} / {values['epochs']}" in widget.status.value
+    assert not [thread for thread in threading.enumerate() if thread.name == "epochviz-worker"]
+
+
+def test_sync_figure_changes_traces_in_place_when_their_shape_allows():
+    widget = go.FigureWidget(go.Figure([go.Scatter(x=[1, 2], y=[1, 2], name="a")]))
+    trace = widget.data[0]
+    sync_figure(widget, go.Figure([go.Scatter(x=[1, 2, 3], y=[3, 2, 1], name="a")], layout={"title": "t"}))
+    assert widget.data[0] is trace and list(trace.y) == [3, 2, 1] and widget.layout.title.text == "t"
+    sync_figure(widget, go.Figure([go.Bar(x=[1], y=[1]), go.Scatter(x=[0], y=[0])]))
+    assert [t.type for t in widget.data] == ["bar", "scatter"]
+
+
+def test_the_small_explorers_each_show_their_idea():
+    resets = reset_explorer(epochs=3)
+    assert {t.legendgroup for t in resets.figure.data} == {"reset: never", "reset: optimizer", "reset: weights"}
+    sizes = batch_size_explorer(epochs=3)
+    assert sizes.controls["x"].value == "samples" and list(sizes.shown_controls) == ["batch_size", "epochs", "x"]
+    memory = MemoryExplorer(batch_size=4096, budget_mb=1.0)
+    assert "out of memory" in memory.status.value and "largest batch that fits" in memory.message.value
+    memory.controls["accumulate"].value = 4
+    assert memory.status.value.startswith("fits: 4 micro-batches")
+    landscape = LandscapeExplorer(epochs=10)
+    landscape.controls["epochs"].value = 3
+    assert not landscape._worker.busy and "after 3 epochs" in landscape.status.value
+
+
+def test_the_cross_validation_explorer_shows_the_leak():
+    widget = CrossValidationExplorer(k=3, epochs=10)
+    fair, leaky = widget._cache[widget.request().key].values()
+    assert leaky.optimism > fair.optimism
+    assert "no reset (leaks): validation" in widget.status.value

@@ -263,6 +263,28 @@ def k_folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.concatenate(folds[:i] + folds[i + 1 :]), fold) for i, fold in enumerate(folds)]
 
 
+def check_split(split, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An explicit (train_rows, val_rows) split of n samples, checked: in range, disjoint, something to train."""
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise TypeError("split must be a pair (train_rows, val_rows) of row numbers.")
+    train_rows, val_rows = (np.asarray(rows, dtype=np.int64).reshape(-1) for rows in split)
+    every = np.concatenate([train_rows, val_rows])
+    if len(train_rows) == 0 or every.min() < 0 or every.max() >= n:
+        raise ValueError(f"split must hold at least one training row, all rows within 0 … {n - 1}.")
+    if np.intersect1d(train_rows, val_rows).size:
+        raise ValueError("split has rows that both train and validate; validation rows must be unseen.")
+    return train_rows, val_rows
+
+
+def check_full_batch(batch_size: int, n_train: int, drop_last: bool) -> None:
+    """Refuse drop_last with a batch larger than the training set: no batch would remain."""
+    if drop_last and batch_size > n_train:
+        raise ValueError(
+            f"batch_size={batch_size} with drop_last=True leaves no full batch of the {n_train} training "
+            f"samples; use a smaller batch or drop_last=False."
+        )
+
+
 def epoch_order(n: int, epoch: int, *, seed: int, shuffle: bool) -> np.ndarray:
     """The order in which epoch `epoch` visits positions 0 … n−1 of the training split.
 
@@ -272,4 +294,5 @@ def epoch_order(n: int, epoch: int, *, seed: int, shuffle: bool) -> np.ndarray:
     """
     if not shuffle:
         return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)  # one seed per (seed, epoch)
+    return torch.randperm(n, generator=generator).numpy()

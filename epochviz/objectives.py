@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+MOMENTUM = 0.9  # the "momentum" optimizer's: each step keeps 90 % of the previous step's direction
 
 
 def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -21,7 +22,7 @@ def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimi
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr)
     if name == "momentum":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM)
     return torch.optim.Adam(model.parameters(), lr=lr)
 
 
@@ -44,7 +45,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_of: Callab
     """Mean loss and accuracy of `model` on (x, y) without training; NaN for an empty set."""
     if len(x) == 0:
         return math.nan, math.nan
-    model.eval()
+    training = model.training
+    model.eval()  # layers such as dropout behave differently when evaluating; leave the model as found
     output = model(x)
+    model.train(training)
     task = "classification" if y.dtype == torch.int64 else "regression"
     return float(loss_of(output, y)), accuracy(output, y, task)

@@ -90,11 +90,11 @@ class Run:
 
     @property
     def total_steps(self) -> int:
-        return sum(len(chunk["step"]) for chunk in self._step_chunks)
+        return self._last("step")
 
     @property
     def total_samples_seen(self) -> int:
-        return int(sum(chunk["batch_size"].sum() for chunk in self._step_chunks))
+        return self._last("samples_seen")
 
     @property
     def elapsed_s(self) -> float:
@@ -193,6 +193,13 @@ class Run:
         })  # fmt: skip
         self._epoch_params.append((start, end))
         self._tables.pop("epochs", None)
+
+    def _last(self, column: str) -> int:
+        """The last value of a running count (step, samples_seen), 0 before the first step."""
+        for chunk in reversed(self._step_chunks):  # an epoch that diverged at once has no steps
+            if len(chunk[column]):
+                return int(chunk[column][-1])
+        return 0
 
     # --- as plain tensors and values (for checkpoints) ---------------------------------------
 

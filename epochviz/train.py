@@ -19,7 +19,7 @@ from torch import nn
 
 from . import checkpoint, checks
 from .config import TrainConfig, resolve_device
-from .data import Dataset, as_dataset, epoch_order, train_validation_split
+from .data import Dataset, as_dataset, check_full_batch, check_split, epoch_order, train_validation_split
 from .memory import check_fits, from_device_error
 from .models import MODELS, build, flat_parameters
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
@@ -98,12 +98,8 @@ def train(
     if split is None:
         train_rows, val_rows = train_validation_split(len(data), config.val_fraction, config.seed)
     else:
-        train_rows, val_rows = _rows(split, len(data))
-    if config.drop_last and config.batch_size > len(train_rows):
-        raise ValueError(
-            f"batch_size={config.batch_size} with drop_last=True leaves no full batch of the "
-            f"{len(train_rows)} training samples; use a smaller batch or drop_last=False."
-        )
+        train_rows, val_rows = check_split(split, len(data))
+    check_full_batch(config.batch_size, len(train_rows), config.drop_last)
     target = resolve_device(config.device)
 
     # initialise once: every epoch below continues from these weights unless `reset` says otherwise
@@ -189,7 +185,9 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
     policy = RESET_POLICIES[config["reset"]]
     loss_of = loss_function(run.data.task)
     model, n = state.model, len(state.x)
+    batch_size, pieces, keep_weights = config["batch_size"], config["accumulate"], config["track_weights"]
     started = time.perf_counter() - run.elapsed_s  # a resumed run keeps counting where it stopped
+    model.train()
 
     for epoch in epochs:
         # reset: only what the chosen policy says, and never before the first epoch
@@ -202,27 +200,26 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
 
         # one pass over the training data: a fresh order, cut into batches
         order = torch.from_numpy(epoch_order(n, epoch, seed=config["seed"], shuffle=config["shuffle"]))
-        batches = list(order.to(state.x.device).split(config["batch_size"]))
-        if config["drop_last"] and len(batches[-1]) < config["batch_size"]:
+        batches = list(order.to(state.x.device).split(batch_size))
+        if config["drop_last"] and len(batches[-1]) < batch_size:
             batches.pop()
         losses, outputs, weights, elapsed = [], [], [], []
-        model.train()
         for batch in batches:
-            if config["track_weights"]:
+            if keep_weights:
                 weights.append(flat_parameters(model))
             optimizer.zero_grad()
-            # forward and backward, in `accumulate` micro-batches (one unless memory is short):
-            # each adds its share of the batch's mean loss, so the gradients sum to the batch's
-            batch_loss = 0.0
-            for micro in batch.chunk(config["accumulate"]):
-                output = model(state.x[micro])
-                loss = loss_of(output, state.y[micro]) * (len(micro) / len(batch))
+            if pieces == 1:
+                # forward: predictions and the batch's mean loss
+                output = model(state.x[batch])
+                loss = loss_of(output, state.y[batch])
+                # backward: the gradient of that loss for every weight
                 loss.backward()
-                batch_loss += loss.detach()
-                outputs.append(output.detach())
+            else:  # the same gradient in smaller pieces, when the batch does not fit in memory at once
+                output, loss = _accumulate(model, loss_of, state.x, state.y, batch, pieces)
             # update: one optimizer step per batch
             optimizer.step()
-            losses.append(batch_loss)
+            losses.append(loss.detach())
+            outputs.append(output.detach())
             elapsed.append(time.perf_counter() - started)
 
         # record what the epoch did (one copy to the host per epoch, not one per step)
@@ -255,14 +252,19 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
     return run
 
 
-def _rows(split: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Check an explicit (train_rows, val_rows) split of n samples."""
-    if not isinstance(split, (tuple, list)) or len(split) != 2:
-        raise TypeError("split must be a pair (train_rows, val_rows) of row numbers.")
-    train_rows, val_rows = (np.asarray(rows, dtype=np.int64).reshape(-1) for rows in split)
-    every = np.concatenate([train_rows, val_rows])
-    if len(train_rows) == 0 or every.min() < 0 or every.max() >= n:
-        raise ValueError(f"split must hold at least one training row, all rows within 0 … {n - 1}.")
-    if np.intersect1d(train_rows, val_rows).size:
-        raise ValueError("split has rows that both train and validate; validation rows must be unseen.")
-    return train_rows, val_rows
+def _accumulate(model: nn.Module, loss_of: Callable, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor,
+                pieces: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Forward and backward over `batch` in `pieces` micro-batches, one at a time.
+
+    Each micro-batch's loss is weighted by its share of the batch, so the gradients add up to
+    exactly the whole batch's (and the losses to its mean loss) while only one micro-batch's
+    activations are in memory at once.
+    """
+    outputs, total = [], 0.0
+    for micro in batch.chunk(pieces):
+        output = model(x[micro])
+        loss = loss_of(output, y[micro]) * (len(micro) / len(batch))
+        loss.backward()
+        outputs.append(output.detach())
+        total += loss.detach()
+    return torch.cat(outputs), total

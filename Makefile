@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told to (CI and containers run as root)
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test lint nbval browser bench html present lock clean
+.PHONY: lab test lint notebooks browser bench html present lock clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(AS_ROOT) notebooks/00_start_here.ipynb
@@ -32,8 +32,16 @@ browser:
 	      || echo "make browser: could not install chromium; browser tests will be skipped"; \
 	  else echo "make browser: no chromium and no root apt-get; browser tests will be skipped"; fi; }
 
+# re-run the notebooks in place (after changing them or the package); nbval then checks they reproduce
+notebooks: $(STAMP)
+	$(BIN)/python tools/execute_notebooks.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# speed and memory, as ratios measured side by side; writes benchmarks/results.md (about a minute)
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 # re-pin constraints.txt from a fresh environment (after editing pyproject.toml)
 lock:

@@ -6,6 +6,7 @@
 >>> run.params(2, "start")          # the weights epoch 2 started from (= where epoch 1 ended)
 """
 
+from .batched import train_many
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
@@ -21,7 +22,7 @@ __all__ = [
     "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "digits", "footprint", "from_arrays", "k_folds", "line",
     "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_epochs", "spirals", "train",
-    "train_validation_split",
+    "train_many", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
 

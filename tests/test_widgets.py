@@ -169,3 +169,29 @@ def test_the_cross_validation_explorer_shows_the_leak():
     fair, leaky = widget._cache[widget.request().key].values()
     assert leaky.optimism > fair.optimism
     assert "no reset (leaks): validation" in widget.status.value
+
+
+def test_an_explorer_saved_without_its_kernel_shows_a_note_not_an_error():
+    bundle = explorer("moons", epochs=2)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "interactive explorer appears here" in bundle["text/html"]
+    assert bundle["text/plain"] == "RunExplorer: run this notebook to play with it."
+
+
+def test_a_prediction_reveals_the_measured_answer_beside_the_guess():
+    number = ev.widgets.predict("How many steps?", answer=10, unit="steps", explanation="320 / 32.")
+    number.guess.value = 10.4
+    number.reveal()
+    assert "Spot on" in number.verdict.value and "<b>10 steps</b>" in number.verdict.value
+    number.guess.value = 20
+    number.reveal()
+    assert "Not quite" in number.verdict.value
+    choice = ev.widgets.predict("Lower?", answer="lower", options=["lower", "higher"])
+    choice.reveal()
+    assert "Pick an answer first" in choice.verdict.value
+    choice.guess.value = "lower"
+    choice.reveal()
+    assert "Spot on" in choice.verdict.value
+    assert "<details>" in choice._repr_mimebundle_()["text/html"]  # folded away where nothing runs
+    with pytest.raises(ValueError, match="answer must be one of the options"):
+        ev.widgets.predict("?", answer="maybe", options=["yes", "no"])

@@ -6,9 +6,10 @@ background thread where the latest setting wins, and shows problems inside the w
 
 from .base import Explorer
 from .explorer import RunExplorer, explorer
+from .predict import Prediction, predict
 from .small import CrossValidationExplorer, LandscapeExplorer, MemoryExplorer, batch_size_explorer, reset_explorer
 
 __all__ = [
-    "CrossValidationExplorer", "Explorer", "LandscapeExplorer", "MemoryExplorer", "RunExplorer",
-    "batch_size_explorer", "explorer", "reset_explorer",
+    "CrossValidationExplorer", "Explorer", "LandscapeExplorer", "MemoryExplorer", "Prediction", "RunExplorer",
+    "batch_size_explorer", "explorer", "predict", "reset_explorer",
 ]  # fmt: skip

@@ -25,6 +25,11 @@ from .worker import LatestWins
 
 CACHE_SIZE = 32  # results kept per explorer (a few MB at most for these small runs)
 DRAW_EVERY_S = 0.1  # while computing, redraw at most this often: the browser must not be flooded
+PLACEHOLDER = (  # what a saved notebook or a static page shows where the live explorer would be
+    '<div style="border:1px dashed #0072B2;padding:8px 12px;color:#0072B2;font-size:15px">'
+    "▶ <b>{name}</b>: an interactive explorer appears here when this notebook runs "
+    "(JupyterLab, or Voilà with <code>make present</code>).</div>"
+)
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,10 @@ class Explorer:
     """Base of every explorer. Subclasses say how to compute, whether a result covers a request, and how to draw.
 
     Public: `controls` (name → widget), `figure` (the FigureWidget), `status`, `message`,
-    `wait()` (block until nothing is computing), and `_ipython_display_` to show it all.
+    `wait()` (block until nothing is computing); displaying an explorer shows it all.
     """
 
-    def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int = 920) -> None:
+    def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int = 860) -> None:
         self.controls = controls
         self.figure = go.FigureWidget(layout={"height": height, "width": width})
         self.status = widgets.HTML()
@@ -126,10 +131,12 @@ class Explorer:
         """Drop a cached result, so the next request for it computes again from the start."""
         self._cache.pop(key, None)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.layout())
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The live widget, plus a short text and an HTML note for places that cannot run it."""
+        bundle = self.layout()._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = f"{type(self).__name__}: run this notebook to play with it."
+        bundle["text/html"] = PLACEHOLDER.format(name=html.escape(type(self).__name__))
+        return bundle
 
     # --- internals -----------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ def keep_batch_size(slider: widgets.SelectionSlider, n_train: int) -> None:
 def reset_buttons(value: str = "never") -> widgets.ToggleButtons:
     return widgets.ToggleButtons(
         options=[(label, mode) for label, mode, _ in RESET_CHOICES], value=value, description="reset",
-        tooltips=[tip for _, _, tip in RESET_CHOICES], style={**_WIDE, "button_width": "11em"},
+        tooltips=[tip for _, _, tip in RESET_CHOICES], style={**_WIDE, "button_width": "13.5em"},
     )  # fmt: skip
 
 

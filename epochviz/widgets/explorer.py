@@ -12,6 +12,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from .. import plots
+from ..batched import train_many
 from ..config import RESETS
 from ..data import Dataset, load, train_validation_split
 from ..run import Run
@@ -114,23 +115,25 @@ class RunExplorer(Explorer):
 
     def compute(self, request: Request, cached: dict[str, Run] | None, partial) -> dict[str, Run]:
         values = request.values
-        modes = RESETS if values["compare"] else (values["reset"],)
-        runs: dict[str, Run] = dict(cached or {})
-        for mode in modes:
+        data = self._dataset(values["dataset"])
+        settings = {name: values[name] for name in ("epochs", "batch_size", "lr", "optimizer", "shuffle", "seed")}
+        if values["compare"]:  # three small models at once cost about as much as one (see batched.py)
+            grown: dict[str, Run] = {}
 
-            def grown(run: Run, mode: str = mode) -> None:
-                partial({**runs, mode: run})
+            def each_epoch(run: Run) -> None:
+                grown[run.config["reset"]] = run
+                partial(dict(grown))
 
-            earlier = runs.get(mode)
-            if earlier is not None and earlier._training is not None and not earlier.diverged:
-                runs[mode] = resume(earlier, max(values["epochs"], earlier.completed_epochs), on_epoch=grown)
-            else:
-                runs[mode] = train(
-                    self._dataset(values["dataset"]), epochs=values["epochs"], batch_size=values["batch_size"],
-                    lr=values["lr"], optimizer=values["optimizer"], reset=mode, shuffle=values["shuffle"],
-                    seed=values["seed"], on_epoch=grown, **self.train_args,
-                )  # fmt: skip
-        return runs
+            runs = train_many(data, [{"reset": mode} for mode in RESETS], on_epoch=each_epoch,
+                              **settings, **self.train_args)  # fmt: skip
+            return dict(zip(RESETS, runs, strict=True))
+        mode = values["reset"]
+        earlier = (cached or {}).get(mode)
+        if earlier is not None and earlier._training is not None and not earlier.diverged:
+            # more epochs of a run already trained: carry on from where it stopped
+            return {mode: resume(earlier, values["epochs"], on_epoch=lambda run: partial({mode: run}))}
+        run = train(data, reset=mode, on_epoch=lambda run: partial({mode: run}), **settings, **self.train_args)
+        return {mode: run}
 
     def render(self, request: Request, result: dict[str, Run]) -> go.Figure:
         values = request.values

@@ -1,0 +1,50 @@
+"""Execute the teaching notebooks in place, so their saved outputs are what a reader sees first.
+
+    python tools/execute_notebooks.py [notebooks/NN_name.ipynb ...]   (default: all of notebooks/)
+
+Widget state is not stored (it would add ~5 MB of JavaScript per figure), and where a live
+widget also offers an HTML fallback (explorers, predictions), only the fallback is kept: a
+saved notebook then shows "an explorer appears here when this notebook runs" instead of
+"Error displaying widget: model not found". nbval ignores widget views either way.
+Prints each notebook's execution time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute(path: Path) -> float:
+    notebook = nbformat.read(path, as_version=4)
+    started = time.perf_counter()
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", store_widget_state=False,
+                            resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
+    client.execute()
+    seconds = time.perf_counter() - started
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "text/html" in data:
+                del data[WIDGET_VIEW]
+    notebook.metadata.pop("widgets", None)
+    nbformat.write(notebook, path)
+    return seconds
+
+
+def main(paths: list[str]) -> None:
+    targets = [Path(p) for p in paths] or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    for path in targets:
+        print(f"{path.name:45s} {execute(path):6.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

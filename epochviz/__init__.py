@@ -15,13 +15,14 @@ from .hardware import compare_hardware
 from .memory import Footprint, OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
 from .run import Run
+from .summary import summarize
 from .train import resume, train
 from .windows import sliding_epochs
 
 __all__ = [
     "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_epochs", "spirals", "train",
+    "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_epochs", "spirals", "summarize", "train",
     "train_many", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"

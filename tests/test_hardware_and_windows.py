@@ -49,3 +49,13 @@ def test_window_loss_is_the_mean_over_exactly_width_samples():
     for end, loss in zip(windows.samples_seen, windows.window_loss, strict=True):
         assert loss == pytest.approx(per_sample[end - 45 : end].mean(), rel=1e-12)
     assert not windows.at_boundary.any()
+
+
+def test_the_summary_table_says_which_runs_continue_between_epochs():
+    runs = {mode: ev.train("moons", epochs=3, reset=mode, batch_size=64) for mode in ("never", "weights")}
+    table = ev.summarize(runs)
+    assert list(table.run) == ["never", "weights"]
+    assert list(table.weights_continue) == [True, False]
+    assert list(table.samples_per_epoch) == [320, 320] and list(table.steps_per_epoch) == [5, 5]
+    assert table.last_train_loss.iloc[0] == runs["never"].epochs.train_loss.iloc[-1]
+    assert not table.diverged.any()

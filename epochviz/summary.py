@@ -1,0 +1,53 @@
+"""One row per run: the numbers a learner compares between runs, as a table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .run import Run
+
+SUMMARY_COLUMNS = (
+    "run", "reset", "epochs", "steps_per_epoch", "samples_per_epoch", "first_train_loss", "last_train_loss",
+    "last_val_loss", "weights_continue", "diverged",
+)  # fmt: skip
+
+
+def summarize(runs: Run | Sequence[Run] | Mapping[str, Run]) -> pd.DataFrame:
+    """A table with one row per run: its reset policy, its epochs, and its first and last losses.
+
+    `weights_continue` says whether every epoch started exactly where the previous one ended.
+
+    >>> import epochviz as ev
+    >>> summarize({m: ev.train("moons", epochs=3, reset=m) for m in ("never", "weights")})[["run", "weights_continue"]]
+           run  weights_continue
+    0    never              True
+    1  weights             False
+
+    What to notice: `samples_per_epoch` is the training-set size whatever the batch size; only
+    `steps_per_epoch` depends on it.
+    """
+    if isinstance(runs, Run):
+        runs = {"run": runs}
+    elif not isinstance(runs, Mapping):
+        runs = {f"run {number}": run for number, run in enumerate(runs, start=1)}
+    rows = []
+    for label, run in runs.items():
+        epochs = run.epochs
+        rows.append({
+            "run": label,
+            "reset": run.config["reset"],
+            "epochs": run.completed_epochs,
+            "steps_per_epoch": run.steps_per_epoch,
+            "samples_per_epoch": int(epochs.samples_seen.iloc[0]) if len(epochs) else 0,
+            "first_train_loss": epochs.train_loss.iloc[0] if len(epochs) else np.nan,
+            "last_train_loss": epochs.train_loss.iloc[-1] if len(epochs) else np.nan,
+            "last_val_loss": epochs.val_loss.iloc[-1] if len(epochs) else np.nan,
+            "weights_continue": all(
+                np.array_equal(run.params(k + 1, "start"), run.params(k, "end")) for k in range(1, len(epochs))
+            ),
+            "diverged": run.diverged,
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

@@ -10,13 +10,19 @@ import math
 from collections.abc import Collection
 from numbers import Integral, Real
 
+# Limits on what a learner can ask for: far beyond any teaching run, so only a typo reaches them,
+# and it is refused at once instead of hanging the kernel or exhausting memory.
+MAX_EPOCHS = 10_000
+MAX_SAMPLES = 10_000_000  # samples in a generated dataset, rows in a split, samples in a batch
+MAX_SEED = 2**32 - 1  # what NumPy and scikit-learn accept as a seed
+
 
 def whole(name: str, value, *, minimum: int = 0, maximum: int | None = None) -> int:
     """`value` as an int, if it is a whole number (not a bool) in [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be a whole number; got {value!r} ({type(value).__name__}).")
     if value < minimum or (maximum is not None and value > maximum):
-        allowed = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+        allowed = f"from {minimum} to {maximum:,}" if maximum is not None else f"{minimum} or more"
         raise ValueError(f"{name} must be {allowed}; got {value!r}.")
     return int(value)
 
@@ -39,6 +45,11 @@ def choice(name: str, value, options: Collection[str]) -> str:
         listed = ", ".join(repr(option) for option in options)
         raise ValueError(f"{name} must be one of {listed}; got {value!r}.")
     return value
+
+
+def seed(value, name: str = "seed") -> int:
+    """`value` as a seed: a whole number from 0 to MAX_SEED."""
+    return whole(name, value, minimum=0, maximum=MAX_SEED)
 
 
 def flag(name: str, value) -> bool:

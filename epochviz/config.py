@@ -44,27 +44,32 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
             checks.choice("model", self.model, MODELS)
-        checks.whole("epochs", self.epochs, minimum=1)
-        checks.whole("batch_size", self.batch_size, minimum=1)
-        checks.number("lr", self.lr, low=0, low_open=True)
+        # every number is stored as a plain Python value, so NumPy or torch scalars never reach the loop
+        self._set("epochs", checks.whole("epochs", self.epochs, minimum=1, maximum=checks.MAX_EPOCHS))
+        self._set("batch_size", checks.whole("batch_size", self.batch_size, minimum=1, maximum=checks.MAX_SAMPLES))
+        self._set("lr", checks.number("lr", self.lr, low=0, high=1e9, low_open=True))
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
         checks.choice("reset", self.reset, RESETS)
         checks.flag("shuffle", self.shuffle)
         checks.flag("drop_last", self.drop_last)
-        checks.number("val_fraction", self.val_fraction, low=0, high=1)
-        checks.whole("seed", self.seed, minimum=0, maximum=2**63 - 1)
-        checks.whole("accumulate", self.accumulate, minimum=1)
+        self._set("val_fraction", checks.number("val_fraction", self.val_fraction, low=0, high=1))
+        self._set("seed", checks.seed(self.seed))
+        self._set("accumulate", checks.whole("accumulate", self.accumulate, minimum=1, maximum=checks.MAX_SAMPLES))
         if self.accumulate > self.batch_size:
             raise ValueError(
                 f"accumulate={self.accumulate} splits each batch into more micro-batches than the "
                 f"batch has samples (batch_size={self.batch_size}); use accumulate ≤ batch_size."
             )
         if self.memory_budget_mb is not None:
-            checks.number("memory_budget_mb", self.memory_budget_mb, low=0, low_open=True)
+            self._set("memory_budget_mb", checks.number("memory_budget_mb", self.memory_budget_mb, low=0, high=1e9,
+                                                        low_open=True))  # fmt: skip
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a file path or None; got {type(self.checkpoint).__name__}.")
         checks.flag("track_weights", self.track_weights)
         resolve_device(self.device)
+
+    def _set(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)  # the dataclass is frozen once checked
 
     def as_dict(self) -> dict:
         """The settings as plain values; a module you passed appears as its class name."""

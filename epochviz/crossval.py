@@ -54,6 +54,7 @@ def cross_validate(data: Dataset | str = "moons", k: int = 5, *, reset_between_f
     the test loss says it is (`leaky.optimism` > `fair.optimism`).
     """
     checks.flag("reset_between_folds", reset_between_folds)
+    k = checks.whole("k", k, minimum=2, maximum=100)
     checks.number("test_fraction", test_fraction, low=0, high=1, low_open=True)
     if {"split", "val_fraction"} & set(train_args):
         raise ValueError("cross_validate chooses the validation rows itself; do not pass split or val_fraction.")

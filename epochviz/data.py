@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checks import number, whole
+from . import checks
+from .checks import MAX_SAMPLES, number, whole
 
 TASKS = ("classification", "regression")
 
@@ -108,10 +109,20 @@ def from_arrays(x, y, *, task: str | None = None, name: str = "custom") -> Datas
     >>> from_arrays([[0.0], [1.0]], [0, 1]).task
     'classification'
     """
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    try:
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, which the check below reports
+            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"x must be numbers, one row per sample (a list, NumPy array or tensor): {error}") from None
     if x.ndim == 1:
         x = x[:, None]
     y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "iubf":
+        raise TypeError(f"y must be one number per sample (class numbers or values); got {y.dtype} of shape {y.shape}.")
+    if task is not None:
+        checks.choice("task", task, TASKS)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string; got {type(name).__name__}.")
     if task is None:
         task = "classification" if y.dtype.kind in "iub" else "regression"
     if task == "classification":
@@ -128,7 +139,11 @@ def moons(n: int = 400, *, noise: float = 0.2, seed: int = 0) -> Dataset:
     """Two interleaving half circles: a 2-D problem no straight line can separate."""
     from sklearn.datasets import make_moons
 
-    x, y = make_moons(n_samples=whole("n", n, minimum=1), noise=number("noise", noise, low=0), random_state=seed)
+    x, y = make_moons(
+        n_samples=whole("n", n, minimum=1, maximum=MAX_SAMPLES),
+        noise=number("noise", noise, low=0, high=100),
+        random_state=checks.seed(seed),
+    )
     return _classes(x, y, "moons", 2)
 
 
@@ -137,21 +152,21 @@ def circles(n: int = 400, *, noise: float = 0.1, factor: float = 0.5, seed: int 
     from sklearn.datasets import make_circles
 
     x, y = make_circles(
-        n_samples=whole("n", n, minimum=1),
-        noise=number("noise", noise, low=0),
+        n_samples=whole("n", n, minimum=1, maximum=MAX_SAMPLES),
+        noise=number("noise", noise, low=0, high=100),
         factor=number("factor", factor, low=0, high=1, low_open=True),
-        random_state=seed,
+        random_state=checks.seed(seed),
     )
     return _classes(x, y, "circles", 2)
 
 
 def spirals(n: int = 600, *, classes: int = 3, noise: float = 0.2, seed: int = 0) -> Dataset:
     """Arms of a spiral, one per class: a hard 2-D problem that needs several epochs."""
-    n, classes = whole("n", n, minimum=1), whole("classes", classes, minimum=2)
-    rng = np.random.default_rng(seed)
+    n, classes = whole("n", n, minimum=1, maximum=MAX_SAMPLES), whole("classes", classes, minimum=2, maximum=100)
+    rng = np.random.default_rng(checks.seed(seed))
     label = np.arange(n) % classes
     radius = rng.uniform(0.05, 1.0, n)
-    angle = 4.0 * radius + label * 2 * math.pi / classes + rng.normal(0, number("noise", noise, low=0), n)
+    angle = 4.0 * radius + label * 2 * math.pi / classes + rng.normal(0, number("noise", noise, low=0, high=100), n)
     x = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1) * 2
     return _classes(x, label, "spirals", classes)
 
@@ -162,9 +177,10 @@ def line(n: int = 200, *, slope: float = 2.0, intercept: float = -1.0, noise: fl
     A `linear` model has exactly two parameters here (slope and intercept), so its whole loss
     surface can be drawn and every step of training followed on it.
     """
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-2.0, 2.0, whole("n", n, minimum=1))
-    y = slope * x + intercept + rng.normal(0.0, number("noise", noise, low=0), len(x))
+    slope, intercept = number("slope", slope, low=-1e6, high=1e6), number("intercept", intercept, low=-1e6, high=1e6)
+    rng = np.random.default_rng(checks.seed(seed))
+    x = rng.uniform(-2.0, 2.0, whole("n", n, minimum=1, maximum=MAX_SAMPLES))
+    y = slope * x + intercept + rng.normal(0.0, number("noise", noise, low=0, high=100), len(x))
     return Dataset(
         torch.as_tensor(x[:, None], dtype=torch.float32),
         torch.as_tensor(y, dtype=torch.float32),
@@ -180,6 +196,7 @@ def digits(n: int | None = None, *, seed: int = 0) -> Dataset:
     """
     from sklearn.datasets import load_digits
 
+    seed = checks.seed(seed)
     images = load_digits()
     x, y = images.data / 16.0, images.target
     if n is not None:
@@ -198,7 +215,7 @@ def load(name: str, **kwargs) -> Dataset:
     >>> load("line", n=50).task
     'regression'
     """
-    if name not in GENERATORS:
+    if not isinstance(name, str) or name not in GENERATORS:
         raise ValueError(f"data must be a Dataset or one of {sorted(GENERATORS)}; got {name!r}.")
     return GENERATORS[name](**kwargs)
 
@@ -236,6 +253,8 @@ def train_validation_split(n: int, val_fraction: float, seed: int) -> tuple[np.n
     >>> len(train_rows), len(val_rows)
     (8, 2)
     """
+    n = whole("n", n, minimum=1, maximum=MAX_SAMPLES)
+    val_fraction = number("val_fraction", val_fraction, low=0, high=1)
     if val_fraction == 0:
         return np.arange(n), np.arange(0)
     held_out = max(1, round(n * val_fraction))
@@ -244,7 +263,7 @@ def train_validation_split(n: int, val_fraction: float, seed: int) -> tuple[np.n
             f"val_fraction={val_fraction} of {n} samples leaves nothing to train on; "
             f"use a smaller fraction or more samples."
         )
-    rows = np.random.default_rng(seed).permutation(n)
+    rows = np.random.default_rng(checks.seed(seed)).permutation(n)
     return rows[:-held_out], rows[-held_out:]
 
 
@@ -256,9 +275,10 @@ def k_folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     >>> [len(val) for _, val in k_folds(10, 3, seed=0)]
     [4, 3, 3]
     """
-    if not 2 <= k <= n:
-        raise ValueError(f"k must be between 2 and the number of samples ({n}); got {k}.")
-    rows = np.random.default_rng(seed).permutation(n)
+    n = whole("n", n, minimum=1, maximum=MAX_SAMPLES)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
+        raise ValueError(f"k must be a whole number between 2 and the number of samples ({n}); got {k!r}.")
+    rows = np.random.default_rng(checks.seed(seed)).permutation(n)
     folds = np.array_split(rows, k)
     return [(np.concatenate(folds[:i] + folds[i + 1 :]), fold) for i, fold in enumerate(folds)]
 

@@ -36,12 +36,12 @@ def compare_hardware(data: Dataset | str = "moons", *, threads: Sequence[int] = 
     """
     if "device" in train_args:
         raise ValueError("compare_hardware chooses the devices itself; do not pass device.")
-    if not threads:
-        raise ValueError("threads must name at least one thread count, e.g. (1, 2).")
-    checks.number("slowdown", slowdown, low=1)
+    if isinstance(threads, (str, bytes)) or not isinstance(threads, Sequence) or not threads:
+        raise TypeError(f"threads must be a list of thread counts such as (1, 2); got {threads!r}.")
+    threads = [checks.whole("threads", count, minimum=1, maximum=256) for count in threads]
+    checks.number("slowdown", slowdown, low=1, high=1e6)
     runs: dict[str, Run] = {}
     for count in threads:
-        checks.whole("threads", count, minimum=1)
         with _torch_threads(count):
             runs[f"CPU · {count} thread{'s' if count > 1 else ''}"] = train(data, device="cpu", **train_args)
     if torch.cuda.is_available():

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from . import checks
-from .data import Dataset
-from .models import build
+from .data import Dataset, as_dataset
+from .models import MODELS, build
 from .objectives import OPTIMIZERS, loss_function, make_optimizer
 
 MB = 2**20
@@ -82,8 +82,11 @@ def footprint(model: str | nn.Module, data: Dataset, batch_size: int, optimizer:
     What to notice: parameters, gradients and optimizer state stay the same for every batch
     size; only the activations grow, in proportion to the batch.
     """
-    checks.whole("batch_size", batch_size, minimum=1)
+    batch_size = checks.whole("batch_size", batch_size, minimum=1, maximum=checks.MAX_SAMPLES)
     checks.choice("optimizer", optimizer, OPTIMIZERS)
+    data = as_dataset(data)
+    if not isinstance(model, nn.Module):
+        checks.choice("model", model, MODELS)
     net = build(model, data, seed=0).cpu()
     weights = sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
     return Footprint(
@@ -104,7 +107,7 @@ def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, opti
     >>> footprint("mlp", ev.moons(), b).total_mb <= 0.5 < footprint("mlp", ev.moons(), b + 1).total_mb
     True
     """
-    budget = checks.number("budget_mb", budget_mb, low=0, low_open=True) * MB
+    budget = checks.number("budget_mb", budget_mb, low=0, high=1e9, low_open=True) * MB
     one, two = footprint(model, data, 1, optimizer), footprint(model, data, 2, optimizer)
     per_sample = two.total - one.total
     fixed = one.total - per_sample

@@ -31,8 +31,10 @@ def summarize(runs: Run | Sequence[Run] | Mapping[str, Run]) -> pd.DataFrame:
     """
     if isinstance(runs, Run):
         runs = {"run": runs}
-    elif not isinstance(runs, Mapping):
+    elif isinstance(runs, Sequence) and not isinstance(runs, str):
         runs = {f"run {number}": run for number, run in enumerate(runs, start=1)}
+    if not isinstance(runs, Mapping) or not runs or not all(isinstance(run, Run) for run in runs.values()):
+        raise TypeError("runs must be a Run, a list of Runs or a dict of label → Run.")
     rows = []
     for label, run in runs.items():
         epochs = run.epochs

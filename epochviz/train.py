@@ -127,20 +127,23 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     What to notice: the result is exactly `train("moons", epochs=6)`: the same losses and the same
     weights. Stopping between epochs changes nothing; the epochs are only bookkeeping.
     """
+    target = resolve_device(device)
     if isinstance(source, Run):
         run = source
         if run._training is None:
             raise ValueError("this Run cannot resume: it is a view from run.first(k); resume the full run.")
-    else:
+    elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source)
         run = saved["run"]
         if run.config["model"] not in MODELS and not isinstance(model, nn.Module):
             raise ValueError(f"{os.fspath(source)!r} trained a custom {run.config['model']}; pass model=<a new one>.")
         net = build(model if model is not None else run.config["model"], run.data, run.config["seed"])
         net.load_state_dict(saved["model_state"])
-        _attach(run, net, resolve_device(device), saved["initial_weights"], saved["optimizer_state"])
+        _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"])
         run.config["checkpoint"] = os.fspath(source)
-    checks.whole("epochs", epochs, minimum=run.completed_epochs)
+    else:
+        raise TypeError(f"source must be a checkpoint file path or a Run; got {type(source).__name__}.")
+    epochs = checks.whole("epochs", epochs, minimum=run.completed_epochs, maximum=checks.MAX_EPOCHS)
     if run.diverged:
         raise ValueError(f"this run diverged at epoch {run.diverged_at[0]}; there is nothing sound to continue.")
     return _train_until(run, epochs, on_epoch)

@@ -34,9 +34,11 @@ def sliding_epochs(run: Run, width: int | None = None) -> pd.DataFrame:
     What to notice: where a window ends on an epoch boundary, its loss equals that epoch's
     `train_loss`; the windows in between are just as complete.
     """
+    if not isinstance(run, Run):
+        raise TypeError(f"run must be a Run (from epochviz.train); got {type(run).__name__}.")
     steps = run.steps
     per_epoch = int(steps.batch_size[steps.epoch == 1].sum())
-    width = per_epoch if width is None else checks.whole("width", width, minimum=1)
+    width = per_epoch if width is None else checks.whole("width", width, minimum=1, maximum=checks.MAX_SAMPLES)
     ends = steps.samples_seen.to_numpy()
     # every sample carries its batch's mean loss, so the running total grows linearly within a batch
     totals = np.concatenate([[0.0], np.cumsum(steps.loss.to_numpy() * steps.batch_size.to_numpy())])

@@ -49,5 +49,5 @@ def test_leaking_folds_look_better_on_validation_than_the_held_out_test_says(fai
 def test_cross_validation_refuses_arguments_it_sets_itself():
     with pytest.raises(ValueError, match="split or val_fraction"):
         ev.cross_validate("moons", val_fraction=0.3)
-    with pytest.raises(ValueError, match="k must be between 2"):
+    with pytest.raises(ValueError, match="k must be"):
         ev.cross_validate("moons", k=1)

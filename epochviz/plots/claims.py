@@ -16,12 +16,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import checks
-from ..memory import MB
+from ..memory import MB, Footprint
 from .style import EPOCH_LINE_WIDTH, OTHER_COLOURS, decimate, epoch_marks, layout, series_colours, translucent
 
 if TYPE_CHECKING:
     from ..crossval import CrossValidation
-    from ..memory import Footprint
     from ..run import Run
 
 MEMORY_PARTS = {  # Footprint field → (legend name, colour)
@@ -47,9 +46,13 @@ def memory_bars(footprints: Sequence[Footprint], budget_mb: float | None = None)
     optimizer state stay the same, so a smaller batch (or accumulating micro-batches) is how
     a model that does not fit is made to fit.
     """
+    if isinstance(footprints, Footprint) or not isinstance(footprints, Sequence):
+        raise TypeError("footprints must be a list of Footprints (from epochviz.footprint).")
     footprints = list(footprints)
     if not footprints:
         raise ValueError("footprints is empty: give at least one Footprint.")
+    if not all(isinstance(footprint, Footprint) for footprint in footprints):
+        raise TypeError("footprints must be a list of Footprints (from epochviz.footprint).")
     if budget_mb is not None:
         budget_mb = checks.number("budget_mb", budget_mb, low=0, low_open=True)
     optimizers = {footprint.optimizer for footprint in footprints}

@@ -61,6 +61,8 @@ def _hex(rgb: np.ndarray) -> str:
 
 def layout(*, title: str | None, x_title: str, y_title: str, shapes: list[dict] | None = None) -> dict:
     """The layout every figure starts from: white template, large fonts, legend below the plot."""
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be text or None; got {type(title).__name__}.")
     return {
         "template": "plotly_white",
         "height": HEIGHT,

@@ -2,6 +2,10 @@
 
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -104,3 +108,27 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path, mo
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]  # no temporary file left behind
     monkeypatch.undo()
     assert ev.resume(path, epochs=3).completed_epochs == 3
+
+
+KEEP_SAVING = """
+import sys, epochviz as ev
+ev.train("digits", epochs=10_000, batch_size=64, track_weights=True, checkpoint=sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.37])
+def test_a_process_killed_while_saving_leaves_a_loadable_checkpoint(tmp_path, delay):
+    """SIGKILL a training that saves a large checkpoint every epoch, at moments unrelated to its saves."""
+    path = tmp_path / "run.pt"
+    process = subprocess.Popen([sys.executable, "-c", KEEP_SAVING, str(path)])
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert path.exists(), "the training never saved a checkpoint"
+        time.sleep(delay)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    resumed = ev.resume(path, epochs=checkpoint.load(path)["run"].completed_epochs + 1)
+    assert resumed.completed_epochs >= 2 and np.isfinite(resumed.steps.loss).all()

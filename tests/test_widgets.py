@@ -195,3 +195,14 @@ def test_a_prediction_reveals_the_measured_answer_beside_the_guess():
     assert "<details>" in choice._repr_mimebundle_()["text/html"]  # folded away where nothing runs
     with pytest.raises(ValueError, match="answer must be one of the options"):
         ev.widgets.predict("?", answer="maybe", options=["yes", "no"])
+
+
+def test_an_explorer_that_starts_out_of_memory_says_so_and_recovers():
+    widget = explorer("moons", epochs=2, batch_size=256, memory_budget_mb=0.05)
+    assert "OutOfMemoryError" in widget.message.value and "largest batch that fits" in widget.message.value
+    widget.controls["batch_size"].value = 16
+    widget.wait()
+    assert widget.message.value == "" and widget.run.completed_epochs == 2
+    widget.controls["batch_size"].value = 256
+    widget.wait()
+    assert "OutOfMemoryError" in widget.message.value

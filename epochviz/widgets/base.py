@@ -117,10 +117,13 @@ class Explorer:
         request = self.request()
         cached = self._cache.get(request.key)
         result = cached if cached is not None and self.covers(cached, request) else None
-        if result is None:
-            result = self.compute(request, cached, lambda partial: None)
-            self._remember(request.key, result)
-        self._draw(request, result)
+        try:
+            if result is None:
+                result = self.compute(request, cached, lambda partial: None)
+                self._remember(request.key, result)
+            self._draw(request, result)
+        except Exception as error:  # an explorer that starts with an impossible setting still appears, and says so
+            self._show_error(error)
 
     def wait(self, timeout: float | None = 120) -> None:
         """Return once no computation is pending (tests and notebooks use this)."""

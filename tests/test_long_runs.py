@@ -20,7 +20,6 @@ def test_the_record_grows_with_steps_not_with_samples_times_epochs(long_run):
     # per step: 7 numbers; per epoch: one row and the weights at its start and end (1 218 floats each);
     # once: which rows train and which validate (8 bytes per sample)
     assert record < 80 * steps + 12_000 * epochs + 10 * samples, f"{record} bytes for {steps} steps"
-    assert record < 0.01 * 8 * len(long_run.train_indices) * epochs  # far from one number per sample and epoch
 
 
 @pytest.mark.parametrize("x", ["epoch", "step", "samples", "seconds"])

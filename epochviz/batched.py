@@ -29,7 +29,7 @@ from .data import Dataset, as_dataset, check_full_batch, check_split, train_vali
 from .models import build, flat_parameters
 from .objectives import MOMENTUM
 from .run import Run
-from .train import RESET_POLICIES
+from .train import RESET_POLICIES, torch_threads
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
 UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False}  # only "off"
@@ -59,7 +59,14 @@ def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[
     """
     data = as_dataset(data)
     runs = _new_runs(data, variants, shared)
-    first, on_epoch = runs[0].config, shared.get("on_epoch")
+    with torch_threads(runs[0].config["threads"]):
+        _train_together(data, runs, shared.get("on_epoch"))
+    return runs
+
+
+def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
+    """The batched loop: every step trains all K models at once; records go to each model's Run."""
+    first = runs[0].config
     device = resolve_device(first["device"])
 
     # initialise once: each model as `train` would build it, its weights one row of a (K, parameters) tensor
@@ -133,7 +140,6 @@ def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[
                 on_epoch(run)
         if not any(training):
             break
-    return runs
 
 
 def _layer_views(weights: torch.Tensor, model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:

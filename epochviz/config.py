@@ -40,6 +40,9 @@ class TrainConfig:
     memory_budget_mb: float | None = None  # simulate a device with this much memory; None: no limit
     checkpoint: str | None = None  # file to save a resumable checkpoint to after every epoch
     track_weights: bool = False  # also keep the weights of every step (memory: steps × parameters)
+    threads: int | None = 1  # CPU threads torch may use while training; None: torch's own setting.
+    # One suits these tiny models: a second thread gains little, and on a busy machine (a shared
+    # classroom server, a laptop running a browser) it can make training ten times slower.
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -66,6 +69,8 @@ class TrainConfig:
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a file path or None; got {type(self.checkpoint).__name__}.")
         checks.flag("track_weights", self.track_weights)
+        if self.threads is not None:
+            self._set("threads", checks.whole("threads", self.threads, minimum=1, maximum=256))
         resolve_device(self.device)
 
     def _set(self, name: str, value) -> None:

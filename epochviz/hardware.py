@@ -7,8 +7,7 @@ is counted in epochs: an epoch means the same on a laptop and on a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 
@@ -42,20 +41,8 @@ def compare_hardware(data: Dataset | str = "moons", *, threads: Sequence[int] = 
     checks.number("slowdown", slowdown, low=1, high=1e6)
     runs: dict[str, Run] = {}
     for count in threads:
-        with _torch_threads(count):
-            runs[f"CPU · {count} thread{'s' if count > 1 else ''}"] = train(data, device="cpu", **train_args)
+        runs[f"CPU · {count} thread{'s' if count > 1 else ''}"] = train(data, device="cpu", threads=count, **train_args)
     if torch.cuda.is_available():
         runs[f"GPU · {torch.cuda.get_device_name()}"] = train(data, device="cuda", **train_args)
     runs[f"simulated: a {slowdown:g}× slower machine"] = next(iter(runs.values())).stretched(slowdown)
     return runs
-
-
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Let torch use `count` CPU threads inside the block, then restore what it had."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

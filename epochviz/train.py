@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,7 @@ def train(
     memory_budget_mb: float | None = None,
     checkpoint: str | None = None,
     track_weights: bool = False,
+    threads: int | None = 1,
     split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Run:
     """Train a small model for `epochs` passes over `data` and record everything it does.
@@ -92,7 +94,7 @@ def train(
         model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, reset=reset,
         shuffle=shuffle, drop_last=drop_last, val_fraction=val_fraction, seed=seed, device=device,
         accumulate=accumulate, memory_budget_mb=memory_budget_mb, checkpoint=checkpoint,
-        track_weights=track_weights,
+        track_weights=track_weights, threads=threads,
     )  # fmt: skip
     data = as_dataset(data)
     if split is None:
@@ -176,7 +178,8 @@ def _train_until(run: Run, epochs: int, on_epoch: Callable[[Run], None] | None) 
         raise TypeError(f"on_epoch must be a function taking the run, or None; got {type(on_epoch).__name__}.")
     run.config["epochs"] = epochs
     try:
-        return _train_epochs(run, run._training, range(run.completed_epochs + 1, epochs + 1), on_epoch)
+        with torch_threads(run.config.get("threads", 1)):
+            return _train_epochs(run, run._training, range(run.completed_epochs + 1, epochs + 1), on_epoch)
     except torch.OutOfMemoryError as error:  # a real device ran out: say so in the learner's terms
         device = run._training.x.device
         raise from_device_error(error, device, run.config["batch_size"]) from error
@@ -253,6 +256,18 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if on_epoch is not None:
             on_epoch(run)
     return run
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Let torch use `count` CPU threads inside the block (None: as it is), then restore its setting."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _accumulate(model: nn.Module, loss_of: Callable, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor,

@@ -38,8 +38,8 @@ class Fresh:
 CALLS = {
     "train": (ev.train, {"data": TINY, "epochs": 2, "batch_size": 8}, [
         "epochs", "batch_size", "lr", "optimizer", "reset", "shuffle", "drop_last", "val_fraction", "seed",
-        "device", "on_epoch", "accumulate", "memory_budget_mb", "checkpoint", "track_weights", "model", "data",
-        "split",
+        "device", "on_epoch", "accumulate", "memory_budget_mb", "checkpoint", "track_weights", "threads", "model",
+        "data", "split",
     ]),
     "moons": (ev.moons, {"n": 20}, ["n", "noise", "seed"]),
     "circles": (ev.circles, {"n": 20}, ["n", "noise", "factor", "seed"]),
@@ -69,6 +69,7 @@ CALLS = {
     "weights_over_epochs": (plots.weights_over_epochs, {"runs": RUN}, ["runs", "title"]),
     "memory_bars": (plots.memory_bars, {"footprints": [ev.footprint("mlp", TINY, 8)]}, ["footprints", "budget_mb"]),
 }  # fmt: skip
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _in_a_scratch_directory(tmp_path_factory):

@@ -205,3 +205,12 @@ def test_cuda_trains_on_the_gpu_and_matches_the_cpu():
 
 def _must_not_train(*args, **kwargs):
     raise AssertionError("training started before the arguments were checked")
+
+
+def test_training_uses_the_threads_it_is_given_and_restores_torchs_setting():
+    before = torch.get_num_threads()
+    seen = []
+    ev.train("moons", epochs=2, threads=1, on_epoch=lambda run: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1] and torch.get_num_threads() == before
+    ev.train("moons", epochs=1, threads=None, on_epoch=lambda run: seen.append(torch.get_num_threads()))
+    assert seen[-1] == before

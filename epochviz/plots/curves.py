@@ -57,8 +57,10 @@ def loss_curves(
         if run.diverged:
             notes.append(_divergence_note(run, x, label if len(named) > 1 else None, colour))
     first, span = named[0][1], max(np.max(trace["x"], initial=0.0) for trace in traces)
+    # the bands follow the first run; in seconds, the slowest one, so the bands are not squeezed near 0
+    banded = max((run for _, run in named), key=lambda run: run.elapsed_s) if x == "seconds" else first
     y_title = LOSS_TITLES[first.data.task]
-    figure = layout(title=title, x_title=X_TITLES[x], y_title=y_title, shapes=epoch_marks(epoch_edges(first, x), span))
+    figure = layout(title=title, x_title=X_TITLES[x], y_title=y_title, shapes=epoch_marks(epoch_edges(banded, x), span))
     figure["annotations"] = notes
     if notes:  # a diverging loss grows by many powers of ten before it stops being a number: use a log axis
         figure["yaxis"] = {"type": "log", "exponentformat": "power", "title": {"text": f"{y_title}, log scale"}}

@@ -76,7 +76,9 @@ def optimizer_dropdown(value: str = "sgd") -> widgets.Dropdown:
 
 
 def dataset_dropdown(value: str = "moons") -> widgets.Dropdown:
-    return widgets.Dropdown(options=sorted(GENERATORS), value=value, description="dataset", style=_WIDE, layout=_ROW)
+    """The built-in datasets, and `value` too when it names a dataset of your own."""
+    options = sorted({*GENERATORS, value})
+    return widgets.Dropdown(options=options, value=value, description="dataset", style=_WIDE, layout=_ROW)
 
 
 def shuffle_checkbox(value: bool = True) -> widgets.Checkbox:

@@ -32,13 +32,16 @@ class RunExplorer(Explorer):
     >>> explorer.wait(); explorer.run.epochs.train_loss        # the numbers behind the curve
     """
 
-    def __init__(self, data: str = "moons", *, epochs: int = 20, batch_size: int = 32, lr: float = 0.1,
+    def __init__(self, data: str | Dataset = "moons", *, epochs: int = 20, batch_size: int = 32, lr: float = 0.1,
                  optimizer: str = "sgd", reset: str = "never", shuffle: bool = True, seed: int = 0,
                  x: str = "epoch", compare: bool = False, show: tuple[str, ...] | None = None,
                  buttons: tuple[str, ...] = ("more", "restart", "new_seed", "clear"),
                  **train_args) -> None:  # fmt: skip
         self.train_args = {"val_fraction": 0.2, **train_args}  # fixed settings passed on to train()
         self._datasets: dict[str, Dataset] = {}
+        if isinstance(data, Dataset):  # your own dataset joins the dropdown under its name
+            self._datasets[data.name] = data
+            data = data.name
         self._ghosts: list[tuple[str, Run]] = []
         self._shown: tuple[tuple, dict[str, Run]] | None = None
         n_train = self._n_train(data)
@@ -219,7 +222,7 @@ class RunExplorer(Explorer):
             self._show_error(error)
 
 
-def explorer(data: str = "moons", **defaults) -> RunExplorer:
+def explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
     """The main explorer: epochs, batch size, reset behaviour, learning rate… and the loss, live.
 
     >>> ev.explorer("moons", epochs=20)   # in a notebook: sliders above a live Plotly figure  # doctest: +SKIP

@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 
 from .. import plots
 from ..crossval import CrossValidation, cross_validate
-from ..data import digits, load
-from ..memory import Footprint, OutOfMemoryError, check_fits, footprint
+from ..data import Dataset, digits, load
+from ..memory import Footprint, OutOfMemoryError, check_fits, footprint, max_batch_size
 from ..models import build
 from ..run import Run
 from ..train import train
@@ -17,13 +17,13 @@ from .base import Explorer, Request
 from .explorer import RunExplorer
 
 
-def reset_explorer(data: str = "moons", **defaults) -> RunExplorer:
+def reset_explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
     """Never, optimizer and weights reset side by side: which one keeps improving across epochs?"""
     return RunExplorer(data, compare=True, show=("epochs", "lr", "optimizer", "shuffle", "x"),
                        buttons=("more", "restart"), **defaults)  # fmt: skip
 
 
-def batch_size_explorer(data: str = "moons", **defaults) -> RunExplorer:
+def batch_size_explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
     """Change the batch size: the steps per epoch change, the samples per epoch do not.
 
     Earlier batch sizes stay on the figure as ghosts; with the x axis in samples, every
@@ -36,7 +36,8 @@ def batch_size_explorer(data: str = "moons", **defaults) -> RunExplorer:
 class MemoryExplorer(Explorer):
     """Batch size against a simulated device's memory, with gradient accumulation as the way out."""
 
-    SIZES = tuple(2**k for k in range(4, 17))  # the batch sizes drawn as bars
+    SIZES = tuple(2**k for k in range(4, 17))  # the batch sizes the slider offers
+    BARS = 7  # powers of two drawn around the largest batch that fits: about half fit, half do not
 
     def __init__(self, data: str = "digits", *, batch_size: int = 4096, budget_mb: float = 1.0, accumulate: int = 1,
                  optimizer: str = "sgd") -> None:  # fmt: skip
@@ -45,8 +46,8 @@ class MemoryExplorer(Explorer):
             "batch_size": widgets.SelectionSlider(options=list(self.SIZES), value=batch_size, description="batch size",
                                                   continuous_update=False),
             "budget_mb": widgets.FloatLogSlider(value=budget_mb, base=10, min=-2, max=2, step=0.125,
-                                                description="memory (MB)", readout_format=".3g",
-                                                continuous_update=False),
+                                                description="device memory (MB)", readout_format=".3g",
+                                                style={"description_width": "initial"}, continuous_update=False),
             "accumulate": widgets.IntSlider(value=accumulate, min=1, max=64, description="accumulate",
                                             continuous_update=False,
                                             tooltip="split each batch into this many micro-batches"),
@@ -61,18 +62,20 @@ class MemoryExplorer(Explorer):
 
     def compute(self, request: Request, cached, partial) -> dict[int, Footprint]:
         optimizer = request.values["optimizer"]
-        return {size: footprint("mlp", self.data, size, optimizer) for size in self.SIZES}
+        return {2**k: footprint("mlp", self.data, 2**k, optimizer) for k in range(17)}
 
     def covers(self, result: dict[int, Footprint], request: Request) -> bool:
         return True
 
     def render(self, request: Request, result: dict[int, Footprint]) -> go.Figure:
         values = request.values
-        micro = -(-values["batch_size"] // values["accumulate"])
-        shown = dict(result)
-        if micro not in shown:
-            shown[micro] = footprint("mlp", self.data, micro, values["optimizer"])
-        return plots.memory_bars([shown[size] for size in sorted(shown)], budget_mb=values["budget_mb"])
+        largest = max_batch_size("mlp", self.data, values["budget_mb"], values["optimizer"])
+        middle = min(max(largest.bit_length() - 1, self.BARS // 2), 16 - self.BARS // 2)
+        sizes = {2**k for k in range(middle - self.BARS // 2, middle + self.BARS // 2 + 1)}
+        micro = -(-values["batch_size"] // values["accumulate"])  # what is in memory at once
+        sizes |= {values["batch_size"], micro}
+        shown = [result.get(size) or footprint("mlp", self.data, size, values["optimizer"]) for size in sorted(sizes)]
+        return plots.memory_bars(shown, budget_mb=values["budget_mb"])
 
     def describe(self, request: Request, result) -> tuple[str, str]:
         values = request.values

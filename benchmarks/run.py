@@ -251,6 +251,59 @@ def scale(quick: bool) -> str:
     ])  # fmt: skip
 
 
+# --- 4. the explorer, Python side ----------------------------------------------------------------------------------
+
+
+@section("explorer")
+def explorer_latency(quick: bool) -> str:
+    from epochviz.widgets import explorer
+
+    repeats = 5 if quick else 15
+    widget = explorer("moons", epochs=20)
+    epochs, seed = widget.controls["epochs"], widget.controls["seed"]
+    view, retrain = [], []
+    for repeat in range(repeats):
+        started = time.perf_counter()
+        epochs.value = 10 if repeat % 2 == 0 else 20  # a run already trained: only the view changes
+        view.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        seed.value += 1  # never trained before: a real training of 20 epochs, drawn as it grows
+        widget.wait()
+        retrain.append(time.perf_counter() - started)
+        epochs.value = 20
+        widget.wait()
+    rows = [
+        ["view change (epochs 20 ↔ 10, from the cache)", f"{statistics.median(view) * 1e3:.1f}", "no"],
+        ["retrain (new seed: 20 epochs of moons, batch 32)", f"{statistics.median(retrain) * 1e3:.0f}", "yes"],
+    ]
+    return "\n\n".join([
+        f"`ev.explorer('moons', epochs=20)` driven from Python, median of {repeats} changes: the time from setting "
+        "a control to the figure widget holding the new traces (no browser; see benchmarks/browser.md for the "
+        f"round trip in Chromium). Torch threads: {torch.get_num_threads()}.",
+        table(["change", "ms (Python side)", "trains?"], rows),
+    ])  # fmt: skip
+
+
+# --- 5. the notebooks ------------------------------------------------------------------------------------------------
+
+
+@section("notebooks")
+def notebooks(quick: bool) -> str:
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "pytest", "notebooks", "--nbval", "--nbval-current-env", "-q",
+               "--nbval-sanitize-with", "tests/nbval-sanitize.cfg", "-p", "no:cacheprovider"]  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    closing = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "(no output)"
+    return "\n\n".join([
+        "The whole strict nbval run over notebooks/ (every notebook executed top to bottom in a fresh kernel), "
+        "in a child process, once.",
+        table(["notebooks", "wall time s", "pytest says"], [[len(list((root / "notebooks").glob("*.ipynb"))),
+                                                              f"{seconds:.0f}", closing]]),
+    ])  # fmt: skip
+
+
 # --- the report ----------------------------------------------------------------------------------------------------
 
 

@@ -11,9 +11,10 @@ trains and no torch model is needed, so a run loaded from a checkpoint plots the
 from .claims import cross_validation, memory_bars, sliding_epochs
 from .curves import loss_curves, weights_over_epochs
 from .landscape import loss_landscape
+from .orders import sample_orders
 from .style import decimate, to_html
 
 __all__ = [
-    "cross_validation", "decimate", "loss_curves", "loss_landscape", "memory_bars", "sliding_epochs",
-    "to_html", "weights_over_epochs",
+    "cross_validation", "decimate", "loss_curves", "loss_landscape", "memory_bars", "sample_orders",
+    "sliding_epochs", "to_html", "weights_over_epochs",
 ]  # fmt: skip

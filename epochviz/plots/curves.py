@@ -45,7 +45,7 @@ def loss_curves(
     checks.choice("x", x, X_UNITS)
     checks.flag("show_steps", show_steps)
     checks.flag("show_validation", show_validation)
-    named = _named_runs(runs)
+    named = named_runs(runs)
     colours = series_colours([run.config["reset"] for _, run in named])
     traces, notes = [], []
     for (label, run), colour in zip(named, colours, strict=True):
@@ -82,7 +82,7 @@ def weights_over_epochs(runs: Run | Sequence[Run] | Mapping[str, Run], *, title:
     epoch k + 1 starts from the weights epoch k ended with; with reset="weights" it drops back
     to 0 at every edge: each epoch starts over, so no epoch gets further than the first.
     """
-    named = _named_runs(runs)
+    named = named_runs(runs)
     colours = series_colours([run.config["reset"] for _, run in named])
     traces = [_distance_trace(run, label, colour) for (label, run), colour in zip(named, colours, strict=True)]
     marks = epoch_marks(epoch_edges(named[0][1], "epoch"))
@@ -90,7 +90,7 @@ def weights_over_epochs(runs: Run | Sequence[Run] | Mapping[str, Run], *, title:
     return go.Figure(data=traces, layout=figure)
 
 
-def _named_runs(runs: Run | Sequence[Run] | Mapping[str, Run]) -> list[tuple[str, Run]]:
+def named_runs(runs: Run | Sequence[Run] | Mapping[str, Run]) -> list[tuple[str, Run]]:
     """(label, run) pairs: the dict's keys, or each run's reset mode ("reset: never")."""
     if isinstance(runs, Run):
         runs = [runs]

@@ -18,7 +18,7 @@ from . import checks
 from .data import Dataset, as_dataset, k_folds, train_validation_split
 from .objectives import evaluate, loss_function
 from .run import Run
-from .train import train
+from .train import torch_threads, train
 
 FOLD_COLUMNS = ("fold", "train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 
@@ -83,4 +83,5 @@ def cross_validate(data: Dataset | str = "moons", k: int = 5, *, reset_between_f
 def _score(run: Run, test: Dataset) -> tuple[float, float]:
     """Loss and accuracy of the run's final model on `test`."""
     device = next(run.model.parameters()).device
-    return evaluate(run.model, test.x.to(device), test.y.to(device), loss_function(test.task))
+    with torch_threads(run.config["threads"]):  # as many threads as training used: the same numbers
+        return evaluate(run.model, test.x.to(device), test.y.to(device), loss_function(test.task))

@@ -188,7 +188,7 @@ class Run:
             "val_loss": val_loss,
             "train_accuracy": train_accuracy,
             "val_accuracy": val_accuracy,
-            "weight_change": float(np.linalg.norm(end - start)),
+            "weight_change": float(np.linalg.norm((end - start).astype(np.float64))),  # float32 may overflow
             "elapsed_s": elapsed_s,
         })  # fmt: skip
         self._epoch_params.append((start, end))

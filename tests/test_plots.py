@@ -134,7 +134,7 @@ def test_a_diverged_run_says_where_it_diverged_on_a_log_axis():
     epoch, step = run.diverged_at
     figure = loss_curves(run, x="step")
     (note,) = figure.layout.annotations
-    assert note.text == f"diverged at epoch {epoch}, step {step}: loss became non-finite"
+    assert note.text == f"diverged at epoch {epoch}, step {step}:<br>loss became non-finite"
     assert note.x == run.total_steps == step - 1  # the arrow points at the last finite loss
     assert note.y == pytest.approx(np.log10(run.steps.loss.iloc[-1]))  # in log10 units, as plotly wants on log axes
     assert figure.layout.yaxis.type == "log"

@@ -172,9 +172,11 @@ def _validation_trace(run: Run, x: str, label: str, colour: str) -> dict:
 def _divergence_note(run: Run, x: str, who: str | None, colour: str) -> dict:
     """An arrow to the last finite loss, saying where the loss stopped being a number (for a log y axis)."""
     epoch, step = run.diverged_at
-    text = f"diverged at epoch {epoch}, step {step}: loss became non-finite"
+    text = f"diverged at epoch {epoch}, step {step}:<br>loss became non-finite"
     note = {
-        "text": f"{who}: {text}" if who else text,
+        # short lines: plotly widens the x axis to fit an annotation, and a long one pushed it below 0
+        "text": f"{who}:<br>{text}" if who else text,
+        "align": "right",
         "font": {"color": colour},
         "bgcolor": "rgba(255, 255, 255, 0.85)",
     }

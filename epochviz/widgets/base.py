@@ -136,6 +136,10 @@ class Explorer:
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """The live widget, plus a short text and an HTML note for places that cannot run it."""
+        # Plotly refreshes a FigureWidget's synced traces only when the figure itself is displayed;
+        # inside our layout it is not, and traces drawn before a view exists would be lost (an empty plot)
+        with self._draw_lock:
+            self.figure._repr_mimebundle_()
         bundle = self.layout()._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = f"{type(self).__name__}: run this notebook to play with it."
         bundle["text/html"] = PLACEHOLDER.format(name=html.escape(type(self).__name__))

@@ -69,10 +69,11 @@ def layout(*, title: str | None, x_title: str, y_title: str, shapes: list[dict] 
         "autosize": True,
         "font": {"size": FONT_SIZE},
         "hoverlabel": {"font": {"size": FONT_SIZE}},
-        "title": {"text": title or "", "x": 0.01, "xanchor": "left", "automargin": True},
+        # pinned inside the top margin: with automargin plotly placed long titles partly above the figure
+        "title": {"text": title or "", "x": 0.01, "xanchor": "left", "y": 0.98, "yanchor": "top", "yref": "container"},
         # at the bottom of the figure, below the axis title: it never covers a curve or the epoch labels
         "legend": {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom"},
-        "margin": {"l": 80, "r": 30, "t": 50, "b": 40},
+        "margin": {"l": 80, "r": 30, "t": 60 if title else 30, "b": 40},
         "xaxis": {"title": {"text": x_title}},
         "yaxis": {"title": {"text": y_title}},
         "shapes": shapes or [],

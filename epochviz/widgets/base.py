@@ -53,6 +53,7 @@ class Explorer:
         self.controls = controls
         self.figure = go.FigureWidget(layout={"height": height, "width": width})
         self.status = widgets.HTML()
+        self.status.add_class("epochviz-status")  # stable hooks for styling and for the browser tests
         self.message = widgets.HTML()
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="12em"))
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
@@ -136,11 +137,11 @@ class Explorer:
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """The live widget, plus a short text and an HTML note for places that cannot run it."""
-        # Plotly refreshes a FigureWidget's synced traces only when the figure itself is displayed;
-        # inside our layout it is not, and traces drawn before a view exists would be lost (an empty plot)
         with self._draw_lock:
-            self.figure._repr_mimebundle_()
-        bundle = self.layout()._repr_mimebundle_(**kwargs)
+            _keep_for_new_views(self.figure)
+        whole = self.layout()
+        whole.add_class("epochviz-explorer")
+        bundle = whole._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = f"{type(self).__name__}: run this notebook to play with it."
         bundle["text/html"] = PLACEHOLDER.format(name=html.escape(type(self).__name__))
         return bundle
@@ -185,13 +186,15 @@ class Explorer:
             sync_figure(self.figure, self.render(request, result))
             self._last_draw = time.perf_counter()
             if final:
+                _keep_for_new_views(self.figure)
                 self.status.value, message = self.describe(request, result)
                 if message:
-                    self.message.value = _box(message, "#fff4e5", "#E69F00")
+                    self.message.value = _box(message, "#fff4e5", "#E69F00", "epochviz-note")
 
     def _show_error(self, error: Exception) -> None:
         self.status.value = ""
-        self.message.value = _box(f"<b>{type(error).__name__}</b>: {html.escape(str(error))}", "#fdecea", "#D55E00")
+        self.message.value = _box(f"<b>{type(error).__name__}</b>: {html.escape(str(error))}", "#fdecea", "#D55E00",
+                                  "epochviz-error")  # fmt: skip
 
 
 def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
@@ -211,8 +214,18 @@ def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
         widget.layout = figure.layout.update(size, overwrite=True)
 
 
-def _box(content: str, background: str, border: str) -> str:
+def _keep_for_new_views(figure: go.FigureWidget) -> None:
+    """Make a view created from now on (a page reloaded, Voilà connecting late) start from the figure as it is.
+
+    Plotly gives a new view of a FigureWidget the state recorded when the figure itself was last
+    displayed. Inside an explorer's layout it never is, so without this a new view would start
+    from the empty figure the explorer began with, and miss every trace drawn since.
+    """
+    figure._repr_mimebundle_()
+
+
+def _box(content: str, background: str, border: str, css_class: str) -> str:
     return (
-        f'<div style="background:{background};border-left:4px solid {border};padding:6px 10px;'
+        f'<div class="{css_class}" style="background:{background};border-left:4px solid {border};padding:6px 10px;'
         f'margin:4px 0;font-size:15px;max-width:60em">{content}</div>'
     )

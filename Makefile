@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told to (CI and containers run as root)
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test lint notebooks browser bench html present lock clean
+.PHONY: lab test lint notebooks browser browser-report bench html present lock clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(AS_ROOT) notebooks/00_start_here.ipynb
@@ -38,6 +38,18 @@ notebooks: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# the notebooks as apps for a class (Voilà): code hidden, widgets live; open the URL it prints
+present: $(STAMP)
+	$(BIN)/voila --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True notebooks/
+
+# every notebook as a self-contained page in site/ that opens from disk: no kernel, no internet
+html: $(STAMP)
+	$(BIN)/python tools/export_html.py --out site
+
+# the browser tests, writing their screenshots over docs/images/ and their latencies to benchmarks/browser.md
+browser-report: $(STAMP) browser
+	EPOCHVIZ_UPDATE_DOCS=1 $(BIN)/python -m pytest tests/browser -q
 
 # speed and memory, as ratios measured side by side; writes benchmarks/results.md (about a minute)
 bench: $(STAMP)

@@ -1,0 +1,161 @@
+"""Export the notebooks to self-contained HTML pages that open from disk, with no kernel and no internet.
+
+    python tools/export_html.py [--saved] [--out site] [notebooks/NN_name.ipynb ...]   (default: all of notebooks/)
+
+Each page is the notebook as JupyterLab shows it (nbconvert's "lab" template), where:
+- every Plotly figure is an interactive plotly.js figure (zoom, pan, hover); plotly.js is inlined once
+  per page, so a page is about 5 MB and needs nothing else;
+- a live explorer keeps its note ("an interactive explorer appears here when this notebook runs")
+  and, below it, a static snapshot of its figure as the notebook drew it. Its sliders are left out:
+  they would need a kernel to train, and a page that cannot react should not pretend to;
+- links between notebooks point to their pages; `index.html` lists the pages (when there are several).
+Nothing is fetched from the network: nbconvert's require.js, MathJax, Mermaid and widget-manager
+scripts (all from CDNs) are left out; the notebooks use none of them.
+
+By default each notebook is run first (about as long as `make notebooks`) so that the explorers'
+snapshots exist; `--saved` exports the saved outputs as they are (figures, and the explorers' notes
+without snapshots), in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import plotly.io as pio
+from jinja2 import DictLoader
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+from plotly.offline import get_plotlyjs
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+PLOTLY = "application/vnd.plotly.v1+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+# nbconvert's lab template without anything fetched from a CDN, and with plotly.js inlined once
+TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}
+{%- if resources.plotly_js -%}
+<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
+<script>{{ resources.plotly_js }}</script>
+{%- endif -%}
+{%- endblock html_head_js -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+# run last in the kernel: every live widget holding Plotly FigureWidgets → those figures as JSON
+SNAPSHOT_CELL = """\
+import json as _json, plotly.graph_objects as _go, plotly.io as _pio
+from ipywidgets.widgets.widget import _instances as _widgets
+
+def _figures(widget):
+    if isinstance(widget, _go.FigureWidget):
+        return [_pio.to_json(widget, validate=False)]
+    return [figure for child in getattr(widget, "children", ()) for figure in _figures(child)]
+
+print(_json.dumps({model_id: found for model_id, widget in list(_widgets.items()) if (found := _figures(widget))}))
+"""
+
+SNAPSHOT_NOTE = (
+    '<p style="color:#555;font-size:14px;margin:6px 0 0">Its figure as the notebook drew it: a snapshot '
+    "(zoom and hover work; the sliders need a running notebook).</p>"
+)
+WIDGET_NOTE = (
+    '<div style="border:1px dashed #0072B2;padding:8px 12px;color:#0072B2;font-size:15px">'
+    "▶ an interactive widget appears here when this notebook runs.</div>"
+)
+
+
+def run(notebook: nbformat.NotebookNode, folder: Path) -> dict[str, list[dict]]:
+    """Execute `notebook` in place; return the figures of every live widget, by widget model id."""
+    notebook.cells.append(nbformat.v4.new_code_cell(SNAPSHOT_CELL))
+    client = NotebookClient(notebook, timeout=300, kernel_name="python3", store_widget_state=False,
+                            resources={"metadata": {"path": str(folder)}})  # fmt: skip
+    client.execute()
+    probe = notebook.cells.pop()
+    printed = "".join(output.get("text", "") for output in probe.outputs if output.output_type == "stream")
+    return {model_id: [json.loads(figure) for figure in figures] for model_id, figures in json.loads(printed).items()}
+
+
+def figure_html(figure: dict) -> str:
+    """An interactive plotly.js figure (plotly.js itself is loaded once, in the page's head)."""
+    return pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False,
+                       config={"displaylogo": False, "responsive": True})  # fmt: skip
+
+
+def make_static(notebook: nbformat.NotebookNode, snapshots: dict[str, list[dict]]) -> int:
+    """Turn Plotly figures into HTML and live widgets into their note (+ snapshots). Returns the figures made."""
+    figures = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY in data:
+                data["text/html"] = figure_html(data.pop(PLOTLY))
+                figures += 1
+            elif WIDGET_VIEW in data:
+                shown = snapshots.get(data.pop(WIDGET_VIEW)["model_id"], [])
+                note = data.get("text/html", WIDGET_NOTE)
+                data["text/html"] = note + (SNAPSHOT_NOTE if shown else "") + "".join(map(figure_html, shown))
+                figures += len(shown)
+    notebook.metadata.pop("widgets", None)
+    return figures
+
+
+def title(notebook: nbformat.NotebookNode, fallback: str) -> str:
+    """The notebook's first heading, for the page title and the index."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and (heading := re.search(r"^#\s+(.+)$", cell.source, re.MULTILINE)):
+            return heading.group(1).strip()
+    return fallback
+
+
+def export(path: Path, out: Path, *, execute: bool) -> tuple[Path, str, int]:
+    notebook = nbformat.read(path, as_version=4)
+    snapshots = run(notebook, path.parent) if execute else {}
+    figures = make_static(notebook, snapshots)
+    notebook.metadata["title"] = title(notebook, path.stem)
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"epochviz.html.j2": TEMPLATE})])
+    exporter.template_file = "epochviz.html.j2"
+    page, _ = exporter.from_notebook_node(notebook, resources={"plotly_js": get_plotlyjs() if figures else ""})
+    page = re.sub(r'href="(\d\d_\w+)\.ipynb', r'href="\1.html', page)  # links between notebooks
+    target = out / f"{path.stem}.html"
+    target.write_text(page, encoding="utf-8")
+    return target, notebook.metadata["title"], figures
+
+
+def write_index(out: Path, pages: list[tuple[Path, str, int]]) -> None:
+    items = "\n".join(f'<li><a href="{page.name}">{html.escape(name)}</a></li>' for page, name, _ in pages)
+    out.joinpath("index.html").write_text(
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>epochviz notebooks</title></head>\n'
+        '<body style="font-family:sans-serif;max-width:50em;margin:2em auto">\n<h1>epochviz notebooks</h1>\n'
+        f"<ol start=0>\n{items}\n</ol>\n<p>Start with the first. To play with the explorers, run the notebooks "
+        "(<code>make lab</code>).</p>\n</body></html>\n",
+        encoding="utf-8",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/NN_*.ipynb")
+    parser.add_argument("--out", type=Path, default=ROOT / "site", help="folder for the pages (default: site/)")
+    parser.add_argument("--saved", action="store_true", help="export the saved outputs without running anything")
+    arguments = parser.parse_args()
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for path in arguments.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        pages.append(export(path, arguments.out, execute=not arguments.saved))
+        target, _, figures = pages[-1]
+        print(f"{target.relative_to(arguments.out.parent)}  {figures} figures, {target.stat().st_size / 1e6:.1f} MB")
+    if len(pages) > 1:
+        write_index(arguments.out, pages)
+
+
+if __name__ == "__main__":
+    main()

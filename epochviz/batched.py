@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checks
 from .config import TrainConfig, resolve_device
-from .data import Dataset, as_dataset, check_full_batch, check_split, train_validation_split
+from .data import Dataset, as_dataset, check_full_batch, split_rows
 from .models import build, flat_parameters
 from .objectives import MOMENTUM
 from .run import Run
@@ -260,10 +261,7 @@ def _new_runs(data: Dataset, variants: Sequence[dict], shared: dict) -> list[Run
     if isinstance(variants, dict) or not isinstance(variants, Sequence) or not variants:
         raise TypeError("variants must be a non-empty list of dicts, one per model, e.g. [{'seed': 0}, {'seed': 1}].")
     settings = {key: value for key, value in shared.items() if key not in ("on_epoch", "split")}
-    if shared.get("on_epoch") is not None and not callable(shared["on_epoch"]):
-        raise TypeError(
-            f"on_epoch must be a function taking the run, or None; got {type(shared['on_epoch']).__name__}."
-        )
+    checks.function("on_epoch", shared.get("on_epoch"))
     runs = []
     for number, variant in enumerate(variants, start=1):
         if not isinstance(variant, dict):
@@ -282,8 +280,7 @@ def _new_runs(data: Dataset, variants: Sequence[dict], shared: dict) -> list[Run
                 "train_many batches only model='mlp' or 'linear'; train your own module with epochviz.train."
             )
         split = variant.get("split", shared.get("split"))
-        train_rows, val_rows = (train_validation_split(len(data), config.val_fraction, config.seed)
-                                if split is None else check_split(split, len(data)))  # fmt: skip
+        train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed, split=split)
         if runs and (len(train_rows), len(val_rows)) != (len(runs[0].train_indices), len(runs[0].val_indices)):
             raise ValueError(
                 f"split of variant {number} has {len(train_rows)} training and {len(val_rows)} validation rows, "

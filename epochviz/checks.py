@@ -52,6 +52,13 @@ def seed(value, name: str = "seed") -> int:
     return whole(name, value, minimum=0, maximum=MAX_SEED)
 
 
+def function(name: str, value):
+    """`value`, if it is something callable or None (an optional callback such as on_epoch)."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a function taking the run, or None; got {type(value).__name__}.")
+    return value
+
+
 def flag(name: str, value) -> bool:
     """`value`, if it is True or False."""
     if not isinstance(value, bool):

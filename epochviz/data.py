@@ -283,6 +283,18 @@ def k_folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.concatenate(folds[:i] + folds[i + 1 :]), fold) for i, fold in enumerate(folds)]
 
 
+def split_rows(n: int, *, val_fraction: float, seed: int, split=None) -> tuple[np.ndarray, np.ndarray]:
+    """The (train_rows, val_rows) a run uses: an explicit `split`, checked, or a seeded random one."""
+    if split is None:
+        return train_validation_split(n, val_fraction, seed)
+    return check_split(split, n)
+
+
+def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool) -> int:
+    """Optimizer steps in one epoch: ⌈n_train / batch_size⌉, or ⌊…⌋ when the last, smaller batch is dropped."""
+    return n_train // batch_size if drop_last else -(-n_train // batch_size)
+
+
 def check_split(split, n: int) -> tuple[np.ndarray, np.ndarray]:
     """An explicit (train_rows, val_rows) split of n samples, checked: in range, disjoint, something to train."""
     if not isinstance(split, (tuple, list)) or len(split) != 2:

@@ -116,10 +116,15 @@ def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, opti
     return int((budget - fixed) // per_sample)
 
 
-def check_fits(model: nn.Module, data: Dataset, batch_size: int, accumulate: int, optimizer: str,
+def micro_batch_size(batch_size: int, accumulate: int) -> int:
+    """Samples in memory at once when each batch is split into `accumulate` micro-batches."""
+    return math.ceil(batch_size / accumulate)
+
+
+def check_fits(model: str | nn.Module, data: Dataset, batch_size: int, accumulate: int, optimizer: str,
                budget_mb: float) -> None:  # fmt: skip
     """Raise OutOfMemoryError before training if a step of this size exceeds `budget_mb`."""
-    micro_batch = math.ceil(batch_size / accumulate)
+    micro_batch = micro_batch_size(batch_size, accumulate)
     needed = footprint(model, data, micro_batch, optimizer)
     if needed.total_mb <= budget_mb:
         return

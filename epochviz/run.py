@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import Dataset, epoch_order
+from .data import Dataset, epoch_order, steps_per_epoch
 
 STEP_COLUMNS = ("epoch", "step", "batch", "batch_size", "samples_seen", "loss", "elapsed_s")
 EPOCH_COLUMNS = (
@@ -104,8 +104,7 @@ class Run:
     @property
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one full epoch: ⌈N_train / batch_size⌉, or ⌊…⌋ with drop_last."""
-        n, size = len(self.train_indices), self.config["batch_size"]
-        return n // size if self.config["drop_last"] else -(-n // size)
+        return steps_per_epoch(len(self.train_indices), self.config["batch_size"], self.config["drop_last"])
 
     def params(self, epoch: int, at: str = "end") -> np.ndarray:
         """All parameters as one flat array (a copy), at the 'start' or 'end' of `epoch` (1-based)."""

@@ -20,7 +20,7 @@ from torch import nn
 
 from . import checkpoint, checks
 from .config import TrainConfig, resolve_device
-from .data import Dataset, as_dataset, check_full_batch, check_split, epoch_order, train_validation_split
+from .data import Dataset, as_dataset, check_full_batch, epoch_order, split_rows
 from .memory import check_fits, from_device_error
 from .models import MODELS, build, flat_parameters
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
@@ -97,10 +97,7 @@ def train(
         track_weights=track_weights, threads=threads,
     )  # fmt: skip
     data = as_dataset(data)
-    if split is None:
-        train_rows, val_rows = train_validation_split(len(data), config.val_fraction, config.seed)
-    else:
-        train_rows, val_rows = check_split(split, len(data))
+    train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed, split=split)
     check_full_batch(config.batch_size, len(train_rows), config.drop_last)
     target = resolve_device(config.device)
 
@@ -174,8 +171,7 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
 
 
 def _train_until(run: Run, epochs: int, on_epoch: Callable[[Run], None] | None) -> Run:
-    if on_epoch is not None and not callable(on_epoch):
-        raise TypeError(f"on_epoch must be a function taking the run, or None; got {type(on_epoch).__name__}.")
+    checks.function("on_epoch", on_epoch)
     run.config["epochs"] = epochs
     try:
         with torch_threads(run.config.get("threads", 1)):

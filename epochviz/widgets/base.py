@@ -99,7 +99,7 @@ class Explorer:
 
     # --- driving it ----------------------------------------------------------------------------
 
-    def refresh(self, *, wait: bool = False) -> None:
+    def refresh(self) -> None:
         """Draw what the controls ask for: from the cache at once, else after computing it."""
         request = self.request()
         cached = self._cache.get(request.key)
@@ -109,8 +109,6 @@ class Explorer:
         else:
             self.status.value = "<i>training…</i>"
             self._worker.submit(request)
-        if wait:
-            self.wait()
 
     def draw_now(self) -> None:
         """Compute (if needed) and draw on this thread: explorers start this way, so a notebook cell

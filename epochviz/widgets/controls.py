@@ -6,7 +6,7 @@ import math
 
 import ipywidgets as widgets
 
-from ..data import GENERATORS
+from ..data import GENERATORS, steps_per_epoch
 
 _WIDE = {"description_width": "8.5em"}
 _ROW = widgets.Layout(width="26em")
@@ -106,7 +106,7 @@ def compare_checkbox(value: bool = False) -> widgets.Checkbox:
 
 def iterations_line(n_train: int, batch_size: int, drop_last: bool = False) -> str:
     """The sentence under the batch-size slider: what one epoch costs in steps."""
-    steps = n_train // batch_size if drop_last else -(-n_train // batch_size)
+    steps = steps_per_epoch(n_train, batch_size, drop_last)
     return (
         f"N = {n_train:,} training samples · batch {batch_size:,} → "
         f"<b>{steps:,} iteration{'s' if steps != 1 else ''} per epoch</b>"

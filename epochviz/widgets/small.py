@@ -8,8 +8,7 @@ import plotly.graph_objects as go
 from .. import plots
 from ..crossval import CrossValidation, cross_validate
 from ..data import Dataset, digits, load
-from ..memory import Footprint, OutOfMemoryError, check_fits, footprint, max_batch_size
-from ..models import build
+from ..memory import Footprint, OutOfMemoryError, check_fits, footprint, max_batch_size, micro_batch_size
 from ..run import Run
 from ..train import train
 from . import controls as make
@@ -64,28 +63,24 @@ class MemoryExplorer(Explorer):
         optimizer = request.values["optimizer"]
         return {2**k: footprint("mlp", self.data, 2**k, optimizer) for k in range(17)}
 
-    def covers(self, result: dict[int, Footprint], request: Request) -> bool:
-        return True
-
     def render(self, request: Request, result: dict[int, Footprint]) -> go.Figure:
         values = request.values
         largest = max_batch_size("mlp", self.data, values["budget_mb"], values["optimizer"])
         middle = min(max(largest.bit_length() - 1, self.BARS // 2), 16 - self.BARS // 2)
         sizes = {2**k for k in range(middle - self.BARS // 2, middle + self.BARS // 2 + 1)}
-        micro = -(-values["batch_size"] // values["accumulate"])  # what is in memory at once
+        micro = micro_batch_size(values["batch_size"], values["accumulate"])  # what is in memory at once
         sizes |= {values["batch_size"], micro}
         shown = [result.get(size) or footprint("mlp", self.data, size, values["optimizer"]) for size in sorted(sizes)]
         return plots.memory_bars(shown, budget_mb=values["budget_mb"])
 
     def describe(self, request: Request, result) -> tuple[str, str]:
         values = request.values
-        model = build("mlp", self.data, seed=0)
         try:
-            check_fits(model, self.data, values["batch_size"], values["accumulate"], values["optimizer"],
+            check_fits("mlp", self.data, values["batch_size"], values["accumulate"], values["optimizer"],
                        values["budget_mb"])  # fmt: skip
         except OutOfMemoryError as error:
             return "<b>out of memory</b>", str(error)
-        micro = -(-values["batch_size"] // values["accumulate"])
+        micro = micro_batch_size(values["batch_size"], values["accumulate"])
         pieces = f"{values['accumulate']} micro-batches of ≤ {micro}" if values["accumulate"] > 1 else "the whole batch"
         return (f"fits: {pieces} at a time · the epoch is unchanged: every sample once, one step per "
                 f"{values['batch_size']} samples"), ""  # fmt: skip

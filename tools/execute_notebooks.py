@@ -22,12 +22,16 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+def run_cells(notebook: nbformat.NotebookNode, folder: Path) -> None:
+    """Run every cell of `notebook` in place, in a fresh kernel working in `folder`; keep no widget state."""
+    NotebookClient(notebook, timeout=300, kernel_name="python3", store_widget_state=False,
+                   resources={"metadata": {"path": str(folder)}}).execute()  # fmt: skip
+
+
 def execute(path: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", store_widget_state=False,
-                            resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
-    client.execute()
+    run_cells(notebook, path.parent)
     seconds = time.perf_counter() - started
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)

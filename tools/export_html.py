@@ -27,15 +27,14 @@ from pathlib import Path
 
 import nbformat
 import plotly.io as pio
+from execute_notebooks import WIDGET_VIEW, run_cells  # tools/ is on the path when this script runs
 from jinja2 import DictLoader
-from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from plotly.offline import get_plotlyjs
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 PLOTLY = "application/vnd.plotly.v1+json"
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 # nbconvert's lab template without anything fetched from a CDN, and with plotly.js inlined once
 TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -76,9 +75,7 @@ WIDGET_NOTE = (
 def run(notebook: nbformat.NotebookNode, folder: Path) -> dict[str, list[dict]]:
     """Execute `notebook` in place; return the figures of every live widget, by widget model id."""
     notebook.cells.append(nbformat.v4.new_code_cell(SNAPSHOT_CELL))
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3", store_widget_state=False,
-                            resources={"metadata": {"path": str(folder)}})  # fmt: skip
-    client.execute()
+    run_cells(notebook, folder)
     probe = notebook.cells.pop()
     printed = "".join(output.get("text", "") for output in probe.outputs if output.output_type == "stream")
     return {model_id: [json.loads(figure) for figure in figures] for model_id, figures in json.loads(printed).items()}

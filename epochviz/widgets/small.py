@@ -89,7 +89,7 @@ class MemoryExplorer(Explorer):
 class CrossValidationExplorer(Explorer):
     """Reset between folds or not: how honest are the validation scores?"""
 
-    def __init__(self, *, k: int = 5, epochs: int = 30, n: int = 300) -> None:
+    def __init__(self, *, k: int = 5, epochs: int = 20, n: int = 300) -> None:
         self.data = digits(n=n)
         controls = {
             "k": widgets.IntSlider(value=k, min=2, max=10, description="folds (k)", continuous_update=False),
@@ -99,7 +99,7 @@ class CrossValidationExplorer(Explorer):
         self.draw_now()
 
     def compute(self, request: Request, cached, partial) -> dict[str, CrossValidation]:
-        settings = {"k": request.values["k"], "epochs": request.values["epochs"], "batch_size": 16, "lr": 0.3}
+        settings = {"k": request.values["k"], "epochs": request.values["epochs"], "batch_size": 16, "lr": 0.2}
         return {
             "reset per fold": cross_validate(self.data, reset_between_folds=True, **settings),
             "no reset (leaks)": cross_validate(self.data, reset_between_folds=False, **settings),

@@ -60,7 +60,7 @@ def load(path: str | os.PathLike) -> dict:
 
     Raises CheckpointError naming the file for anything that is not a whole epochviz checkpoint.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {str(path)!r}.")
     try:

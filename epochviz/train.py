@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, checks
-from .config import TrainConfig, resolve_device
+from .config import TrainConfig, checkpoint_path, resolve_device
 from .data import Dataset, as_dataset, check_full_batch, epoch_order, split_rows
 from .memory import check_fits, from_device_error
 from .models import MODELS, build, flat_parameters
@@ -139,7 +139,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
         net = build(model if model is not None else run.config["model"], run.data, run.config["seed"])
         net.load_state_dict(saved["model_state"])
         _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"])
-        run.config["checkpoint"] = os.fspath(source)
+        run.config["checkpoint"] = checkpoint_path(source, "source")  # it keeps saving where it was read from
     else:
         raise TypeError(f"source must be a checkpoint file path or a Run; got {type(source).__name__}.")
     epochs = checks.whole("epochs", epochs, minimum=run.completed_epochs, maximum=checks.MAX_EPOCHS)

@@ -137,6 +137,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
         if run.config["model"] not in MODELS and not isinstance(model, nn.Module):
             raise ValueError(f"{os.fspath(source)!r} trained a custom {run.config['model']}; pass model=<a new one>.")
         net = build(model if model is not None else run.config["model"], run.data, run.config["seed"])
+        checkpoint.check_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
         _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"])
         run.config["checkpoint"] = checkpoint_path(source, "source")  # it keeps saving where it was read from

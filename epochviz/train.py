@@ -127,14 +127,19 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     weights. Stopping between epochs changes nothing; the epochs are only bookkeeping.
     """
     target = resolve_device(device)
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch module of the architecture that was trained, or None; "
+                        f"got {type(model).__name__}.")  # fmt: skip
     if isinstance(source, Run):
         run = source
         if run._training is None:
             raise ValueError("this Run cannot resume: it is a view from run.first(k); resume the full run.")
+        if model is not None:
+            raise ValueError("model is only for resuming from a checkpoint file; a Run carries on with its own model.")
     elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source)
         run = saved["run"]
-        if run.config["model"] not in MODELS and not isinstance(model, nn.Module):
+        if run.config["model"] not in MODELS and model is None:
             raise ValueError(f"{os.fspath(source)!r} trained a custom {run.config['model']}; pass model=<a new one>.")
         net = build(model if model is not None else run.config["model"], run.data, run.config["seed"])
         checkpoint.check_fits(source, saved, net, yours=model is not None)

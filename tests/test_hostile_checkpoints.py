@@ -268,3 +268,52 @@ def test_the_next_save_removes_what_a_killed_save_left_behind(tmp_path):
     ev.train(TINY, checkpoint=path, **SMALL)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, others.name, "run.pt"])
     assert checkpoint.load(path)["run"].completed_epochs == 1
+
+
+# --- 7: resume's own arguments are checked before it trains ---------------------------------------
+
+WRONG_MODELS = {
+    "a string": "bogus",
+    "a model name": "mlp",
+    "a number": 5,
+    "another width": ev.mlp(2, 2, hidden=(8, 8)),
+    "another depth": ev.mlp(2, 2, hidden=(32,)),
+    "another input size": ev.mlp(3, 2),
+    "a linear layer": torch.nn.Linear(2, 2),
+    "a double-precision copy": ev.mlp(2, 2).double(),
+}
+
+
+@pytest.mark.parametrize("model", WRONG_MODELS.values(), ids=WRONG_MODELS.keys())
+def test_resuming_with_a_model_of_another_architecture_is_refused_by_name(good, model):
+    before = good.read_bytes()
+    with pytest.raises((ValueError, TypeError), match=r"^model") as refused:
+        ev.resume(good, epochs=2, model=model, on_epoch=_never_called)
+    assert not isinstance(refused.value, ev.CheckpointError)  # the file is fine; the argument is not
+    assert good.read_bytes() == before
+
+
+def test_a_custom_module_resumes_only_with_one_of_its_architecture(tmp_path):
+    path = tmp_path / "custom.pt"
+    ev.train(TINY, model=ev.mlp(2, 2, hidden=(4,)), checkpoint=path, **SMALL)
+    for wrong in (None, ev.mlp(2, 2, hidden=(5,)), ev.mlp(2, 2)):
+        with pytest.raises(ValueError, match="model"):
+            ev.resume(path, epochs=2, model=wrong, on_epoch=_never_called)
+    assert ev.resume(path, epochs=2, model=ev.mlp(2, 2, hidden=(4,), seed=9)).completed_epochs == 2
+
+
+OTHER_ARGUMENTS = [("epochs", 0), ("epochs", "2"), ("epochs", 2.5), ("epochs", 10**9), ("device", "gpu"),
+                   ("device", 0), ("on_epoch", 5)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argument", "value"), OTHER_ARGUMENTS)
+def test_resume_refuses_its_other_arguments_by_name(good, argument, value):
+    with pytest.raises((ValueError, TypeError), match=argument):
+        ev.resume(good, **{"epochs": 2, "on_epoch": _never_called, argument: value})
+
+
+def test_a_run_in_memory_refuses_a_model_it_would_ignore():
+    run = ev.train(TINY, **SMALL)
+    with pytest.raises(ValueError, match=r"^model"):
+        ev.resume(run, epochs=2, model=ev.mlp(2, 2))
+    assert run.completed_epochs == 1

@@ -5,48 +5,73 @@ counter, the history so far, the settings and the data; the sample order of ever
 epoch follows from (seed, epoch), so no random-generator state is needed. Resuming from it
 (`epochviz.resume`) gives exactly the run that never stopped.
 
-Files hold only tensors, numbers and strings, and are read with `torch.load(weights_only=True)`,
-which refuses to execute anything a file might smuggle in. Writes are atomic: a crash while
-saving leaves the previous checkpoint intact.
+A file is one header line, `epochviz-checkpoint <version> sha256:<digest>`, then the payload
+that `torch.save` wrote. The digest makes a single flipped bit anywhere refuse to load instead
+of training on silently changed numbers. The payload holds only tensors, numbers and strings
+and is read with `torch.load(weights_only=True)`, which refuses to execute anything a file might
+smuggle in; then every setting is checked exactly as `train` checks its arguments. Writes are
+atomic: a crash while saving leaves the previous checkpoint intact, and the next save removes
+the temporary file such a crash left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
+import io
 import os
+import re
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
-from .data import Dataset
+from .config import TrainConfig
+from .data import Dataset, check_split
+from .models import MODELS, flat_parameters
+from .objectives import make_optimizer
 from .run import Run
 
 FORMAT = "epochviz-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: a header line with the payload's SHA-256; 1 was a bare torch file, with no checksum
+ENTRIES = ("run", "data", "model_state", "optimizer_state", "initial_weights")  # what the payload holds
+DATA_FIELDS = ("x", "y", "task", "name", "classes")
 
 
 class CheckpointError(ValueError):
-    """A file that cannot be resumed from: missing, truncated, corrupted, or not ours."""
+    """A file that cannot be resumed from: missing, truncated, corrupted, edited, or not ours."""
 
 
 def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: dict, initial_weights: dict) -> None:
     """Write a checkpoint of `run` to `path` atomically: a temporary file, flushed and fsynced, then renamed."""
     data = run.data
-    contents = {
-        "format": FORMAT,
-        "version": VERSION,
+    write(path, {
         "run": run.to_state(),
         "data": {"x": data.x, "y": data.y, "task": data.task, "name": data.name, "classes": list(data.classes)},
         "model_state": model_state,
         "optimizer_state": optimizer_state,
         "initial_weights": initial_weights,
-    }
-    target = Path(path)
+    })  # fmt: skip
+
+
+def write(path: str | os.PathLike, contents: dict) -> None:
+    """Write `contents` to `path` behind the header that names the format and checksums the payload."""
+    buffer = io.BytesIO()
+    torch.save(contents, buffer)
+    payload = buffer.getvalue()
+    header = f"{FORMAT} {VERSION} sha256:{hashlib.sha256(payload).hexdigest()}\n".encode()
+    target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    _remove_stale_temporaries(target)
+    # the writer's process id in the name tells a later save whether this file is still being written
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(contents, file)
+            file.write(header + payload)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, target)
@@ -55,27 +80,252 @@ def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: 
         raise
 
 
+def read(path: str | os.PathLike) -> dict:
+    """The payload of the checkpoint at `path`, once its header and checksum are right; not yet checked."""
+    path = Path(path).expanduser()
+    name = repr(str(path))
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {name}.")
+    header, newline, payload = path.read_bytes().partition(b"\n")
+    parts = header.split(b" ")
+    if not newline or len(parts) != 3 or parts[0] != FORMAT.encode():
+        raise CheckpointError(_not_ours(name, path))
+    if parts[1] != str(VERSION).encode():
+        raise CheckpointError(f"{name} has checkpoint version {parts[1].decode(errors='replace')!r}; "
+                              f"this epochviz reads version {VERSION}.")  # fmt: skip
+    if parts[2] != f"sha256:{hashlib.sha256(payload).hexdigest()}".encode():
+        raise CheckpointError(f"{name} is corrupted: its contents no longer match the checksum saved with them "
+                              f"(a damaged disk, an incomplete copy, or an edit).")  # fmt: skip
+    try:
+        contents = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+    except Exception as error:  # torch.load fails in many ways on a bad payload; each means the same here
+        raise CheckpointError(f"{name} holds a payload torch cannot read: {_reason(error)}") from error
+    if not isinstance(contents, dict):
+        raise CheckpointError(f"{name} is damaged: it holds a {type(contents).__name__}, not a checkpoint's entries.")
+    return contents
+
+
 def load(path: str | os.PathLike) -> dict:
     """Read and check a checkpoint; its 'run' entry comes back as a Run, its 'data' as a Dataset.
 
-    Raises CheckpointError naming the file for anything that is not a whole epochviz checkpoint.
+    Every setting is checked as `train` would check it, and the history, data and split must
+    agree with each other. Raises CheckpointError naming the file and what is wrong with it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint file at {str(path)!r}.")
+    contents = read(path)
+    try:
+        missing = [entry for entry in ENTRIES if entry not in contents]
+        if missing:
+            raise ValueError(f"it has no {missing[0]!r} entry")
+        data = _dataset(contents["data"])
+        run = Run.from_state(contents["run"], data)
+        run.config = _settings(run.config)
+        _check_history(run)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+        if isinstance(error, KeyError):
+            problem = f"it has no entry {error.args[0]!r}"
+        else:  # the checks above and TrainConfig's explain themselves; anything else is named by its type
+            problem = str(error)[:300] if type(error) in (ValueError, TypeError) else _reason(error)
+        raise CheckpointError(f"{str(Path(path).expanduser())!r} cannot be resumed: {problem.rstrip('.')}.") from error
+    return {**contents, "data": data, "run": run}
+
+
+def check_fits(path: str | os.PathLike, contents: dict, net: nn.Module, *, yours: bool) -> None:
+    """Refuse weights, initial weights or optimizer state in `contents` (from `load`) that do not fit `net`.
+
+    `net` is the model `resume` built to carry on. When it is `yours` (a module the learner passed),
+    weights of another shape mean that module is the wrong one, and the error names `model`.
+    """
+    name, run = repr(str(Path(path).expanduser())), contents["run"]
+    expected = net.state_dict()
+    problem = state_mismatch(expected, contents["model_state"])
+    if problem and yours:
+        raise ValueError(f"model does not fit the weights saved in {name} ({problem}); pass a new module of the "
+                         f"architecture that was trained.")  # fmt: skip
+    count = flat_parameters(net).numel()
+    recorded = run.params(1).size if run.completed_epochs else count
+    problems = {
+        "model_state": problem,
+        "initial_weights": state_mismatch(expected, contents["initial_weights"]),
+        "optimizer_state": _optimizer_mismatch(contents["optimizer_state"], net, run.config),
+        "history": None if recorded == count else f"its epochs hold {recorded} parameters, the model has {count}",
+    }
+    for entry, problem in problems.items():
+        if problem:
+            raise CheckpointError(f"{name} cannot be resumed: its {entry} does not fit the model: {problem}.")
+
+
+def state_mismatch(expected: dict, stored) -> str | None:
+    """How `stored` (named values read from a file) differs from `expected` in names, shapes or types; None if not."""
+    if not isinstance(stored, dict):
+        return f"it is a {type(stored).__name__}, not named tensors"
+    if stored.keys() != expected.keys():
+        missing, extra = expected.keys() - stored.keys(), stored.keys() - expected.keys()
+        return f"it lacks {sorted(map(str, missing))}" if missing else f"it has unexpected {sorted(map(str, extra))}"
+    for key, value in expected.items():
+        if not _alike(stored[key], value):
+            return f"{key!r} is {_describe(stored[key])} where {_describe(value)} belongs"
+    return None
+
+
+# --- checking what a file holds ------------------------------------------------------------------
+
+
+def _dataset(stored) -> Dataset:
+    """The Dataset in a file's 'data' entry; Dataset itself checks features, targets and classes."""
+    if not isinstance(stored, dict) or set(stored) != set(DATA_FIELDS):
+        raise ValueError(f"its data must hold exactly {list(DATA_FIELDS)}")
+    names = stored["classes"]
+    if not isinstance(stored["name"], str) or not isinstance(names, list) or not all(isinstance(c, str) for c in names):
+        raise TypeError("its data.name must be a string and data.classes a list of class names")
+    return Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(names))
+
+
+def _settings(stored: dict) -> dict:
+    """The settings a file holds, checked by TrainConfig exactly as `train` checks its arguments."""
+    expected = [setting.name for setting in fields(TrainConfig)]
+    if not isinstance(stored, dict) or set(stored) != set(expected):
+        known = set(stored) if isinstance(stored, dict) else set()
+        missing, extra = [s for s in expected if s not in known], sorted(map(str, known - set(expected)))
+        raise ValueError(f"its settings lack {missing}" if missing else f"its settings include unknown {extra}")
+    model, device, file = stored["model"], stored["device"], stored["checkpoint"]
+    if not isinstance(model, str) or not model.isidentifier():
+        raise TypeError(f"model must be a model's name, {' or '.join(MODELS)} or a module's class; got {model!r}")
+    if not isinstance(device, str) or not (file is None or isinstance(file, str)):
+        raise TypeError(f"device must be a string and checkpoint a path or None; got {device!r} and {file!r}")
+    # A module you trained is stored by its class name (resume is given the module itself), and the
+    # device and file a run carries on with are resume's own arguments: those three are checked there.
+    checked = TrainConfig(**{**stored, "model": model if model in MODELS else MODELS[0], "device": "cpu",
+                             "checkpoint": None})  # fmt: skip
+    return {**checked.as_dict(), "model": model, "device": device, "checkpoint": file}
+
+
+def _check_history(run: Run) -> None:
+    """Refuse a split outside the data, or a history whose epochs, steps and weights disagree."""
+    for rows in (run.train_indices, run.val_indices):
+        if rows.ndim != 1 or rows.dtype != np.int64:
+            raise TypeError(f"its train_indices and val_indices must be 1-D int64 row numbers; got {rows.dtype}")
+    check_split((run.train_indices, run.val_indices), len(run.data))
+    done, epochs, steps = run.completed_epochs, run.epochs, run.steps
+    if done > run.config["epochs"]:
+        raise ValueError(f"it has {done} completed epochs but its settings say epochs={run.config['epochs']}")
+    if run.diverged_at is not None and (len(run.diverged_at) != 2 or not all(isinstance(i, int)
+                                                                              for i in run.diverged_at)):  # fmt: skip
+        raise TypeError(f"its diverged_at must be (epoch, step); got {run.diverged_at!r}")
+    if not all(np.issubdtype(dtype, np.number) for dtype in [*epochs.dtypes, *steps.dtypes]):
+        raise TypeError("its epoch and step records must hold numbers")
+    required = epochs[["epoch", "steps", "samples_seen", "train_loss", "weight_change", "elapsed_s"]]
+    if epochs.epoch.tolist() != list(range(1, done + 1)) or required.isna().any(axis=None):
+        raise ValueError("its epoch records must be numbered 1, 2, … with every count and loss filled in")
+    counted = steps.epoch.value_counts().reindex(epochs.epoch, fill_value=0).tolist()
+    if counted != epochs.steps.tolist() or len(steps) != run.total_steps or (epochs.steps != run.steps_per_epoch).any():
+        raise ValueError(
+            f"its step records do not match the steps its epochs counted, {run.steps_per_epoch} "
+            f"per epoch with its batch_size and drop_last"
+        )
+    shapes = {run.params(epoch, at).shape for epoch in range(1, done + 1) for at in ("start", "end")}
+    if len(shapes) > 1 or any(len(shape) != 1 for shape in shapes):
+        raise ValueError(f"its epochs hold weights of different shapes: {sorted(shapes)}")
+    if run.config["track_weights"] and done and run.step_weights().shape != (len(steps), *shapes.pop()):
+        raise ValueError("its weights per step do not match its steps and its weights per epoch")
+
+
+def _optimizer_mismatch(stored, net: nn.Module, config: dict) -> str | None:
+    """How a stored optimizer state differs from the one `config` makes for `net`; None if it fits."""
+    optimizer = _stepped_optimizer(net, config)
+    reference = optimizer.state_dict()
+    if not isinstance(stored, dict) or stored.keys() != reference.keys():
+        return "it is not an optimizer's state"
+    groups = stored["param_groups"]
+    if not isinstance(groups, list) or [
+        group.get("params") if isinstance(group, dict) else None for group in groups
+    ] != [g["params"] for g in reference["param_groups"]]:
+        return f"its parameter groups are not those optimizer={config['optimizer']!r} makes for this model"  # fmt: skip
+    state = stored["state"]
+    if not isinstance(state, dict) or state.keys() != reference["state"].keys():
+        return "it holds state for other parameters"
+    for index, expected in reference["state"].items():
+        problem = state_mismatch(expected, state[index])
+        if problem:
+            return f"parameter {index}: {problem}"
+    try:
+        optimizer.load_state_dict(stored)
+    except Exception as error:  # torch's own checks, whatever they raise
+        return f"torch refuses it ({_reason(error)})"
+    # Compared after loading, as torch fills in settings that an older torch did not store;
+    # every setting it then holds must be what optimizer and lr make (lr=nan in a file must not train).
+    for group, expected in zip(optimizer.state_dict()["param_groups"], reference["param_groups"], strict=True):
+        for key, value in expected.items():
+            if key not in group or not _alike(group[key], value):
+                return (f"it says {key}={group.get(key)!r} where optimizer={config['optimizer']!r}, "
+                        f"lr={config['lr']} makes {value!r}")  # fmt: skip
+    return None
+
+
+def _stepped_optimizer(net: nn.Module, config: dict) -> torch.optim.Optimizer:
+    """The optimizer `config` asks for, after one step of zero gradients on a copy of `net`.
+
+    Its state then has every name and shape a trained one has (momentum, Adam's averages).
+    """
+    copied = copy.deepcopy(net)
+    optimizer = make_optimizer(config["optimizer"], copied, config["lr"])
+    for parameter in copied.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    return optimizer
+
+
+def _alike(value, expected) -> bool:
+    """A tensor of the same shape and dtype, or a plain value of the same type that is equal."""
+    if isinstance(expected, torch.Tensor):
+        return isinstance(value, torch.Tensor) and value.shape == expected.shape and value.dtype == expected.dtype
+    if isinstance(expected, (list, tuple)):
+        return type(value) is type(expected) and len(value) == len(expected) and all(map(_alike, value, expected))
+    return type(value) is type(expected) and value == expected
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).split('. ')[0]}"[:200]
+
+
+def _not_ours(name: str, path: Path) -> str:
+    """Why a file without our header is refused; a checkpoint of version 1 (a bare torch file) is named as such."""
     try:
         contents = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # torch.load fails in many ways on a bad file; each means the same here
-        reason = f"{type(error).__name__}: {str(error).split('. ')[0]}"
-        raise CheckpointError(
-            f"{str(path)!r} is not a readable epochviz checkpoint (truncated, corrupted or another kind of file): "
-            f"{reason[:160]}"
-        ) from error
-    if not isinstance(contents, dict) or contents.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is a PyTorch file but not an epochviz checkpoint.")
-    if contents.get("version") != VERSION:
-        raise CheckpointError(f"{str(path)!r} has checkpoint version {contents.get('version')!r}; expected {VERSION}.")
-    stored = contents["data"]
-    contents["data"] = Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(stored["classes"]))
-    contents["run"] = Run.from_state(contents["run"], contents["data"])
-    return contents
+    except Exception:  # not a torch file at all, or one that would execute code when read
+        return f"{name} is not an epochviz checkpoint (truncated, corrupted or another kind of file)."
+    if isinstance(contents, dict) and contents.get("format") == FORMAT:
+        return (f"{name} is an epochviz checkpoint of version {contents.get('version')!r}, without a checksum; "
+                f"this epochviz reads version {VERSION}: train again to make one.")  # fmt: skip
+    return f"{name} is a PyTorch file but not an epochviz checkpoint."
+
+
+# --- temporary files that a killed save left behind ---------------------------------------------
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete temporary files of saves to `target` whose writing process is gone (killed while saving)."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")
+    for entry in os.scandir(target.parent):
+        found = pattern.fullmatch(entry.name)
+        if found and not _running(int(found.group(1))):
+            with contextlib.suppress(OSError):  # another save got there first; a leftover must not stop this one
+                os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` is alive, so a temporary file it is writing must be left alone."""
+    if os.name != "posix":
+        return True  # os.kill would terminate it on Windows, so leftovers there are left alone
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # no such process, or a number no process can have
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True

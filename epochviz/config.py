@@ -38,7 +38,7 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda", "cuda:N", or "auto" (a GPU when there is one)
     accumulate: int = 1  # micro-batches per step whose gradients add up (saves memory, same result)
     memory_budget_mb: float | None = None  # simulate a device with this much memory; None: no limit
-    checkpoint: str | None = None  # file to save a resumable checkpoint to after every epoch
+    checkpoint: str | None = None  # file to save a resumable checkpoint to after every epoch ("~" is your home)
     track_weights: bool = False  # also keep the weights of every step (memory: steps × parameters)
     threads: int | None = 1  # CPU threads torch may use while training; None: torch's own setting.
     # One suits these tiny models: a second thread gains little, and on a busy machine (a shared
@@ -66,8 +66,8 @@ class TrainConfig:
         if self.memory_budget_mb is not None:
             self._set("memory_budget_mb", checks.number("memory_budget_mb", self.memory_budget_mb, low=0, high=1e9,
                                                         low_open=True))  # fmt: skip
-        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
-            raise TypeError(f"checkpoint must be a file path or None; got {type(self.checkpoint).__name__}.")
+        if self.checkpoint is not None:
+            self._set("checkpoint", checkpoint_path(self.checkpoint))
         checks.flag("track_weights", self.track_weights)
         if self.threads is not None:
             self._set("threads", checks.whole("threads", self.threads, minimum=1, maximum=256))
@@ -81,9 +81,30 @@ class TrainConfig:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         if isinstance(self.model, nn.Module):
             values["model"] = type(self.model).__name__
-        if self.checkpoint is not None:
-            values["checkpoint"] = os.fspath(self.checkpoint)
         return values
+
+
+def checkpoint_path(value, name: str = "checkpoint") -> str:
+    """`value` as the path of a checkpoint file that can be written, with `~` expanded to your home folder.
+
+    Checked before training, so a typo fails at once instead of after the first epoch: the path must
+    not be empty or a folder, and its folder must exist or be creatable, and be writable.
+    """
+    if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str):
+        raise TypeError(f"{name} must be a file path such as 'run.pt', or None; got {type(value).__name__}.")
+    path = os.path.expanduser(os.fspath(value))
+    if not path.strip() or "\0" in path:
+        raise ValueError(f"{name} must name a file such as 'run.pt'; got {value!r}.")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}={value!r} is a folder; name a file in it, such as {os.path.join(path, 'run.pt')!r}.")
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(existing):  # the nearest folder that is already there: saving creates the rest
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{name}={value!r} cannot be created: {existing!r} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}={value!r} cannot be written: you may not write to the folder {existing!r}.")
+    return path
 
 
 def resolve_device(device: str) -> torch.device:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, checks
-from .config import TrainConfig, resolve_device
+from .config import TrainConfig, checkpoint_path, resolve_device
 from .data import Dataset, as_dataset, check_full_batch, epoch_order, split_rows
 from .memory import check_fits, from_device_error
 from .models import MODELS, build, flat_parameters
@@ -127,19 +127,25 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     weights. Stopping between epochs changes nothing; the epochs are only bookkeeping.
     """
     target = resolve_device(device)
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch module of the architecture that was trained, or None; "
+                        f"got {type(model).__name__}.")  # fmt: skip
     if isinstance(source, Run):
         run = source
         if run._training is None:
             raise ValueError("this Run cannot resume: it is a view from run.first(k); resume the full run.")
+        if model is not None:
+            raise ValueError("model is only for resuming from a checkpoint file; a Run carries on with its own model.")
     elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source)
         run = saved["run"]
-        if run.config["model"] not in MODELS and not isinstance(model, nn.Module):
+        if run.config["model"] not in MODELS and model is None:
             raise ValueError(f"{os.fspath(source)!r} trained a custom {run.config['model']}; pass model=<a new one>.")
         net = build(model if model is not None else run.config["model"], run.data, run.config["seed"])
+        checkpoint.check_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
         _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"])
-        run.config["checkpoint"] = os.fspath(source)
+        run.config["checkpoint"] = checkpoint_path(source, "source")  # it keeps saving where it was read from
     else:
         raise TypeError(f"source must be a checkpoint file path or a Run; got {type(source).__name__}.")
     epochs = checks.whole("epochs", epochs, minimum=run.completed_epochs, maximum=checks.MAX_EPOCHS)

@@ -1,5 +1,7 @@
 """Stopping and resuming is the same training; bad files are refused, not executed."""
 
+import hashlib
+import io
 import os
 import pickle
 import signal
@@ -52,8 +54,11 @@ def test_views_and_diverged_runs_cannot_resume():
 def test_the_file_holds_only_plain_tensors_numbers_and_strings(tmp_path):
     path = tmp_path / "run.pt"
     ev.train("digits", epochs=1, checkpoint=path)
-    contents = torch.load(path, weights_only=True)
-    assert contents["format"] == "epochviz-checkpoint" and contents["run"]["config"]["epochs"] == 1
+    header, payload = path.read_bytes().split(b"\n", 1)
+    assert header.split()[:2] == [b"epochviz-checkpoint", str(checkpoint.VERSION).encode()]
+    assert header.split()[2] == b"sha256:" + hashlib.sha256(payload).hexdigest().encode()
+    contents = torch.load(io.BytesIO(payload), weights_only=True)
+    assert contents["run"]["config"]["epochs"] == 1
 
 
 @pytest.mark.parametrize(

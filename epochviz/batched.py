@@ -30,7 +30,7 @@ from .data import Dataset, as_dataset, check_full_batch, split_rows
 from .models import build, flat_parameters
 from .objectives import MOMENTUM
 from .run import Run
-from .train import RESET_POLICIES, torch_threads
+from .train import RESET_POLICIES, epoch_diverged, torch_threads
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
 UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False}  # only "off"
@@ -127,6 +127,9 @@ def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
             torch.nn.utils.vector_to_parameters(weights[k], run.model.parameters())
             if done < len(batches):
                 run.diverged_at, training[k] = (epoch, run.total_steps + 1), False
+                continue
+            if epoch_diverged(weights[k], val_loss[k], len(run.val_indices)):
+                run.diverged_at, training[k] = (epoch, run.total_steps), False
                 continue
             run.add_epoch(
                 train_loss=float(np.average(step_losses[:, k], weights=sizes)),
@@ -287,6 +290,8 @@ def _new_runs(data: Dataset, variants: Sequence[dict], shared: dict) -> list[Run
                 f"variant 1 has {len(runs[0].train_indices)} and {len(runs[0].val_indices)}: "
                 f"batched models need splits of equal sizes."
             )
-        runs.append(Run(config=config.as_dict(), data=data, train_indices=train_rows, val_indices=val_rows))
+        runs.append(Run(config=config.as_dict(), data=data, train_indices=train_rows, val_indices=val_rows,
+                        _cannot_resume="it was trained by train_many, which keeps no loop state per model; "
+                        "train it with epochviz.train to resume it"))  # fmt: skip
     check_full_batch(config.batch_size, len(train_rows), config.drop_last)
     return runs

@@ -14,6 +14,7 @@ from numbers import Integral, Real
 # and it is refused at once instead of hanging the kernel or exhausting memory.
 MAX_EPOCHS = 10_000
 MAX_SAMPLES = 10_000_000  # samples in a generated dataset, rows in a split, samples in a batch
+MAX_CLASSES = 1_000  # classes in a classification dataset: one output per class
 MAX_SEED = 2**32 - 1  # what NumPy and scikit-learn accept as a seed
 
 

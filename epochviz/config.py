@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from . import checks
+from .memory import check_accumulate
 from .models import MODELS
 from .objectives import OPTIMIZERS
 
@@ -58,11 +59,7 @@ class TrainConfig:
         self._set("val_fraction", checks.number("val_fraction", self.val_fraction, low=0, high=1))
         self._set("seed", checks.seed(self.seed))
         self._set("accumulate", checks.whole("accumulate", self.accumulate, minimum=1, maximum=checks.MAX_SAMPLES))
-        if self.accumulate > self.batch_size:
-            raise ValueError(
-                f"accumulate={self.accumulate} splits each batch into more micro-batches than the "
-                f"batch has samples (batch_size={self.batch_size}); use accumulate ≤ batch_size."
-            )
+        check_accumulate(self.batch_size, self.accumulate)
         if self.memory_budget_mb is not None:
             self._set("memory_budget_mb", checks.number("memory_budget_mb", self.memory_budget_mb, low=0, high=1e9,
                                                         low_open=True))  # fmt: skip

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import checks
-from .checks import MAX_SAMPLES, number, whole
+from .checks import MAX_CLASSES, MAX_SAMPLES, number, whole
 
 TASKS = ("classification", "regression")
 
@@ -104,7 +104,8 @@ def from_arrays(x, y, *, task: str | None = None, name: str = "custom") -> Datas
     """Wrap your own arrays (NumPy, lists or tensors) as a Dataset.
 
     The task is guessed from `y` when not given: whole numbers mean classes, anything else
-    regression.
+    regression. Class numbers are 0, 1, 2, … with every class present; other whole numbers (a
+    price, a year) are refused with a hint, since as classes they would mean one output per value.
 
     >>> from_arrays([[0.0], [1.0]], [0, 1]).task
     'classification'
@@ -126,10 +127,37 @@ def from_arrays(x, y, *, task: str | None = None, name: str = "custom") -> Datas
     if task is None:
         task = "classification" if y.dtype.kind in "iub" else "regression"
     if task == "classification":
-        y_int = y.astype(np.int64)
-        classes = tuple(str(c) for c in range(int(y_int.max()) + 1)) if len(y_int) else ()
-        return Dataset(x, torch.as_tensor(y_int), task, name, classes)
+        count = _class_count(y)
+        return Dataset(x, torch.as_tensor(y.astype(np.int64)), task, name, tuple(str(c) for c in range(count)))
     return Dataset(x, torch.as_tensor(y.astype(np.float32)), task, name)
+
+
+def _class_count(y: np.ndarray) -> int:
+    """How many classes the class numbers in `y` name, if they are 0 … K−1, all present, K ≤ MAX_CLASSES."""
+    regression = "if y is a quantity (a price, a count, a measurement), pass task='regression'"
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise ValueError(f"y must hold whole class numbers for task='classification'; got values such as "
+                         f"{float(y[~(np.isfinite(y) & (y == np.round(y)))][0])!r}; {regression}.")  # fmt: skip
+    present = np.unique(y)
+    if len(present) == 0:
+        return 0  # an empty dataset, which Dataset refuses by name
+    low, high = int(present[0]), int(present[-1])  # Python ints: uint64 and float values stay exact
+    if low < 0:
+        raise ValueError(f"y must hold class numbers 0, 1, 2, …; got {low}; {regression}.")
+    if high >= MAX_CLASSES:
+        raise ValueError(
+            f"y has values up to {high:,}: as class numbers that is a {high + 1:,}-class problem, and at most "
+            f"{MAX_CLASSES:,} classes are allowed; {regression}."
+        )
+    if len(present) < high + 1:
+        missing = np.setdiff1d(np.arange(high + 1), present)
+        never = f"{len(missing):,} of them never appear{'s' if len(missing) == 1 else ''}"
+        raise ValueError(
+            f"y must hold class numbers 0 … {high} with every class present, but {never} "
+            f"(such as {', '.join(str(c) for c in missing[:3])}): renumber them with "
+            f"np.unique(y, return_inverse=True)[1], or, {regression}."
+        )
+    return high + 1
 
 
 # --- generators: small, seeded, offline -------------------------------------------------------
@@ -296,16 +324,44 @@ def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool) -> int:
 
 
 def check_split(split, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """An explicit (train_rows, val_rows) split of n samples, checked: in range, disjoint, something to train."""
+    """An explicit (train_rows, val_rows) split of n samples, checked: whole row numbers within 0 … n−1,
+    each row used at most once (an epoch visits every training sample once), something to train."""
     if not isinstance(split, (tuple, list)) or len(split) != 2:
         raise TypeError("split must be a pair (train_rows, val_rows) of row numbers.")
-    train_rows, val_rows = (np.asarray(rows, dtype=np.int64).reshape(-1) for rows in split)
+    train_rows, val_rows = (_row_numbers(rows, part, n) for rows, part in zip(split, PARTS, strict=True))
+    if len(train_rows) == 0:
+        raise ValueError("split has no training rows: train_rows must hold at least one row number.")
     every = np.concatenate([train_rows, val_rows])
-    if len(train_rows) == 0 or every.min() < 0 or every.max() >= n:
-        raise ValueError(f"split must hold at least one training row, all rows within 0 … {n - 1}.")
-    if np.intersect1d(train_rows, val_rows).size:
-        raise ValueError("split has rows that both train and validate; validation rows must be unseen.")
+    if len(np.unique(every)) < len(every):
+        values, counts = np.unique(every, return_counts=True)
+        raise ValueError(
+            f"split uses row {values[counts > 1][0]} more than once: each row trains or validates, and only once "
+            f"(an epoch visits each training sample once, and a validation row must be unseen)."
+        )
     return train_rows, val_rows
+
+
+PARTS = ("train_rows", "val_rows")  # the two halves of a split, as its errors name them
+
+
+def _row_numbers(rows, part: str, n: int) -> np.ndarray:
+    """`rows` as an int64 array, if it is a 1-D sequence of whole row numbers within 0 … n−1."""
+    try:
+        array = np.asarray(rows)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise TypeError(f"split's {part} must be a list of whole row numbers: {error}") from None
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        hint = " (a True/False mask? pass np.flatnonzero(mask))" if array.dtype.kind == "b" else ""
+        raise TypeError(
+            f"split's {part} must be a 1-D list of whole row numbers{hint}; got {array.dtype} values of shape "
+            f"{array.shape}."
+        )
+    if array.min() < 0 or array.max() >= n:
+        bad = array[(array < 0) | (array >= n)][0]
+        raise ValueError(f"split's {part} must be row numbers within 0 … {n - 1}; got {bad}.")
+    return array.astype(np.int64)
 
 
 def check_full_batch(batch_size: int, n_train: int, drop_last: bool) -> None:
@@ -326,5 +382,9 @@ def epoch_order(n: int, epoch: int, *, seed: int, shuffle: bool) -> np.ndarray:
     """
     if not shuffle:
         return np.arange(n)
-    generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**64)  # one seed per (seed, epoch)
-    return torch.randperm(n, generator=generator).numpy()
+    return torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch))).numpy()
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """One seed per (seed, epoch): what an epoch draws depends on nothing but these two numbers."""
+    return (seed * 1_000_003 + epoch) % 2**64

@@ -26,6 +26,7 @@ from .objectives import OPTIMIZERS, loss_function, make_optimizer
 
 MB = 2**20
 PARTS = ("params", "grads", "optimizer_state", "activations")  # what a training step holds in memory
+MAX_WEIGHT_STORE_MB = 256  # what track_weights may keep: far above any teaching run, well below a laptop's memory
 _MEASURED_UP_TO = 8192  # above this batch size, activations are extrapolated from two measurements
 
 
@@ -118,7 +119,17 @@ def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, opti
 
 def micro_batch_size(batch_size: int, accumulate: int) -> int:
     """Samples in memory at once when each batch is split into `accumulate` micro-batches."""
+    check_accumulate(batch_size, accumulate)
     return math.ceil(batch_size / accumulate)
+
+
+def check_accumulate(batch_size: int, accumulate: int) -> None:
+    """Refuse more micro-batches than a batch has samples: some would be empty."""
+    if accumulate > batch_size:
+        raise ValueError(
+            f"accumulate={accumulate} splits each batch into more micro-batches than the "
+            f"batch has samples (batch_size={batch_size}); use accumulate ≤ batch_size."
+        )
 
 
 def check_fits(model: str | nn.Module, data: Dataset, batch_size: int, accumulate: int, optimizer: str,
@@ -140,6 +151,22 @@ def check_fits(model: str | nn.Module, data: Dataset, batch_size: int, accumulat
         budget_mb=budget_mb,
         largest_batch_size=largest,
     )
+
+
+def check_weight_store(model: nn.Module, steps: int) -> None:
+    """Refuse, before training, to keep the weights of `steps` steps (`track_weights=True`) beyond MAX_WEIGHT_STORE_MB.
+
+    The run keeps one copy of every parameter per step, in host memory: steps × parameters
+    numbers, which for a large model trained with small batches is gigabytes.
+    """
+    parameters = sum(p.numel() for p in model.parameters())
+    needed_mb = steps * sum(p.numel() * p.element_size() for p in model.parameters()) / MB
+    if needed_mb > MAX_WEIGHT_STORE_MB:
+        raise ValueError(
+            f"track_weights=True would keep {steps:,} steps × {parameters:,} parameters = {needed_mb:,.0f} MB of "
+            f"weights, more than the {MAX_WEIGHT_STORE_MB:,} MB allowed; train fewer epochs, with a larger batch_size "
+            f"or a smaller model, or use track_weights=False (each epoch's start and end weights are always kept)."
+        )
 
 
 def from_device_error(error: BaseException, device: torch.device, batch_size: int) -> OutOfMemoryError:

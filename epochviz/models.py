@@ -1,14 +1,16 @@
-"""Tiny models with seeded initialisation.
+"""Tiny models with seeded initialisation, and the check that a model fits a dataset.
 
 The same seed always gives the same initial weights, on every machine: that is what lets a
 learner compare a run that resets its weights with one that does not, and see that both
-start from exactly the same place.
+start from exactly the same place. The weights are drawn from a private generator, never
+torch's global one, so a training in another thread (an explorer's, while a notebook cell
+trains) cannot change them.
 """
 
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+import math
 from itertools import pairwise
 
 import torch
@@ -31,28 +33,29 @@ def mlp(inputs: int, outputs: int, *, hidden: tuple[int, ...] = (32, 32), seed: 
       (4): Linear(in_features=32, out_features=2, bias=True)
     )
     """
-    sizes = (inputs, *hidden)
+    sizes, generator = (inputs, *hidden), torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
-    with _seeded(seed):
-        for width_in, width_out in pairwise(sizes):
-            layers += [nn.Linear(width_in, width_out), nn.ReLU()]
-        layers.append(nn.Linear(sizes[-1], outputs))
-        return nn.Sequential(*layers)
+    for width_in, width_out in pairwise(sizes):
+        layers += [_seeded_linear(width_in, width_out, generator), nn.ReLU()]
+    layers.append(_seeded_linear(sizes[-1], outputs, generator))
+    return nn.Sequential(*layers)
 
 
 def linear(inputs: int, outputs: int, *, seed: int = 0) -> nn.Linear:
     """One linear layer, y = W·x + b. On the `line` dataset it has two parameters: slope and intercept."""
-    with _seeded(seed):
-        return nn.Linear(inputs, outputs)
+    return _seeded_linear(inputs, outputs, torch.Generator().manual_seed(seed))
 
 
 def build(model: str | nn.Module, data: Dataset, seed: int) -> nn.Module:
-    """The model `train` will use: one made to fit `data` when named, or a copy of yours.
+    """The model `train` will use: one made to fit `data` when named, or a copy of yours, checked to fit.
 
-    A module you pass is copied, so training never changes the object you hold.
+    A module you pass is copied, so training never changes the object you hold, and checked
+    with `check_model` before any training starts.
     """
     if isinstance(model, nn.Module):
-        return copy.deepcopy(model)
+        copied = copy.deepcopy(model)
+        check_model(copied, data)
+        return copied
     factory = {"mlp": mlp, "linear": linear}[model]
     return factory(data.features, data.outputs, seed=seed)
 
@@ -62,9 +65,61 @@ def flat_parameters(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-@contextmanager
-def _seeded(seed: int):
-    """Run a block with torch's global generator seeded, leaving it as it was afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+def check_model(model: nn.Module, data: Dataset) -> None:
+    """Raise a ValueError, before any training, if `model` cannot train on `data`.
+
+    One sample goes through `model` (in eval mode, without gradients, so nothing about the model
+    changes): it must take `data.features` numbers per sample and return `data.outputs`, one score
+    per class for classification or one value for regression.
+
+    >>> check_model(nn.Linear(2, 1), moons_data)  # doctest: +SKIP
+    ValueError: model Linear returns 1 number(s) per sample, but 'moons' has 2 classes, ...
+    """
+    parameters = list(model.parameters())
+    if not parameters:
+        raise ValueError(f"model {type(model).__name__} has no parameters: there is nothing to train.")
+    wanted = (
+        f"has {data.outputs} classes, and a classification model needs one output per class"
+        if data.task == "classification"
+        else "is a regression task, and a regression model needs one output per sample"
+    )
+    sample = data.x[:1].to(parameters[0].device)
+    training = model.training
+    model.eval()  # dropout and batch norm must not draw or update anything for a check
+    try:
+        with torch.no_grad():
+            output = model(sample)
+    except torch.OutOfMemoryError:
+        return  # no memory even for one sample says nothing about shapes; training reports it in its own terms
+    except (RuntimeError, IndexError, ValueError) as error:
+        raise ValueError(
+            f"model {type(model).__name__} cannot take the samples of {data.name!r}, which have {data.features} "
+            f"feature(s) each (x of shape (samples, {data.features})); the forward pass said: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        model.train(training)
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != 1:
+        got = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
+        raise ValueError(
+            f"model {type(model).__name__} must return one tensor of shape (samples, {data.outputs}) for "
+            f"{data.name!r}; for one sample it returned {got}."
+        )
+    if output.shape[1] != data.outputs:
+        raise ValueError(
+            f"model {type(model).__name__} returns {output.shape[1]} number(s) per sample, but {data.name!r} "
+            f"{wanted} ({data.outputs}); change the size of its last layer."
+        )
+
+
+def _seeded_linear(inputs: int, outputs: int, generator: torch.Generator) -> nn.Linear:
+    """`nn.Linear(inputs, outputs)` initialised as torch does it, but drawing from `generator`.
+
+    These are the very numbers `torch.manual_seed(seed)` followed by `nn.Linear` gives; only the
+    generator is private, so no other thread can draw from it in between.
+    """
+    layer = nn.utils.skip_init(nn.Linear, inputs, outputs)  # no draws from the global generator
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)  # as nn.Linear.reset_parameters
+    bound = 1 / math.sqrt(inputs) if inputs > 0 else 0
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer

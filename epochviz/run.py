@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import checks
 from .data import Dataset, epoch_order, steps_per_epoch
 
 STEP_COLUMNS = ("epoch", "step", "batch", "batch_size", "samples_seen", "loss", "elapsed_s")
@@ -48,13 +49,16 @@ class Run:
     train_indices: np.ndarray  # rows of `data` that are trained on
     val_indices: np.ndarray  # rows of `data` held out to validate (may be empty)
     model: nn.Module | None = None  # the trained module, as the last epoch left it
-    diverged_at: tuple[int, int] | None = None  # (epoch, step) of the first non-finite loss
+    # (epoch, step) where the loss stopped being finite: the step whose batch loss was not (it is not
+    # recorded), or the last step of an epoch that left the weights or the validation loss non-finite
+    diverged_at: tuple[int, int] | None = None
     _step_chunks: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)
     _epoch_rows: list[dict[str, float]] = field(default_factory=list, repr=False)
     _epoch_params: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
     _step_weights: list[np.ndarray] = field(default_factory=list, repr=False)
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _training: object | None = field(default=None, repr=False)  # the loop's state, so training can resume
+    _cannot_resume: str = field(default="it holds no training state; resume from its checkpoint file", repr=False)
 
     def __repr__(self) -> str:
         done = f"{len(self._epoch_rows)}/{self.config['epochs']} epochs"
@@ -125,11 +129,20 @@ class Run:
         return epoch_order(len(self.train_indices), epoch, seed=self.config["seed"], shuffle=self.config["shuffle"])
 
     def first(self, epochs: int) -> Run:
-        """This run as it stood after `epochs` epochs: what training for that many epochs gives.
+        """This run as it stood after `epochs` epochs (0 … config["epochs"]): what training for that many gives.
 
         Training never looks ahead, so the first k epochs of a long run *are* a k-epoch run; the
-        explorer uses this to show fewer epochs without training again.
+        explorer uses this to show fewer epochs without training again. `first(0)` is the run
+        before its first step: no steps, no epochs, and a model holding the initial weights. A run
+        that stopped before its last epoch (it diverged, or is still training) is all there is of
+        any longer one: `first` of more epochs than it completed gives the whole run.
+
+        >>> from epochviz import train
+        >>> run = train("moons", epochs=3)
+        >>> run.first(2).completed_epochs, run.first(0).total_steps
+        (2, 0)
         """
+        epochs = checks.whole("epochs", epochs, minimum=0, maximum=max(self.completed_epochs, self.config["epochs"]))
         epochs = min(epochs, self.completed_epochs)
         shorter = copy.copy(self)
         shorter.config = {**self.config, "epochs": epochs}
@@ -141,8 +154,10 @@ class Run:
         shorter._epoch_params = self._epoch_params[:epochs]
         shorter._tables = {}
         shorter._training = None  # a view of the past cannot be continued; its full run can
+        shorter._cannot_resume = f"it is a view from run.first({epochs}); resume the full run"
         if epochs < self.completed_epochs and self.model is not None:
-            shorter.model = _with_parameters(self.model, self._epoch_params[epochs - 1][1])
+            at = self._epoch_params[epochs - 1][1] if epochs else self._epoch_params[0][0]  # first(0): w₀
+            shorter.model = _with_parameters(self.model, at)
         return shorter
 
     def stretched(self, factor: float) -> Run:
@@ -155,6 +170,7 @@ class Run:
         slower._step_chunks = [{**chunk, "elapsed_s": chunk["elapsed_s"] * factor} for chunk in self._step_chunks]
         slower._epoch_rows = [{**row, "elapsed_s": row["elapsed_s"] * factor} for row in self._epoch_rows]
         slower._tables, slower._training = {}, None
+        slower._cannot_resume = "it is a re-timed copy from run.stretched(); resume the run it came from"
         return slower
 
     # --- writing (the training loop's side) ----------------------------------------------------

@@ -9,6 +9,7 @@ hypotheses ("every epoch starts over") and see what they would do to the loss.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +21,8 @@ from torch import nn
 
 from . import checkpoint, checks
 from .config import TrainConfig, checkpoint_path, resolve_device
-from .data import Dataset, as_dataset, check_full_batch, epoch_order, split_rows
-from .memory import check_fits, from_device_error
+from .data import Dataset, as_dataset, check_full_batch, epoch_order, epoch_seed, split_rows
+from .memory import check_fits, check_weight_store, from_device_error
 from .models import MODELS, build, flat_parameters
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
 from .run import Run
@@ -133,7 +134,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     if isinstance(source, Run):
         run = source
         if run._training is None:
-            raise ValueError("this Run cannot resume: it is a view from run.first(k); resume the full run.")
+            raise ValueError(f"this Run cannot resume: {run._cannot_resume}.")
         if model is not None:
             raise ValueError("model is only for resuming from a checkpoint file; a Run carries on with its own model.")
     elif isinstance(source, (str, os.PathLike)):
@@ -178,9 +179,11 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
 
 def _train_until(run: Run, epochs: int, on_epoch: Callable[[Run], None] | None) -> Run:
     checks.function("on_epoch", on_epoch)
+    if run.config["track_weights"]:  # refuse before training a store of weights that would not fit in memory
+        check_weight_store(run._training.model, run.total_steps + (epochs - run.completed_epochs) * run.steps_per_epoch)
     run.config["epochs"] = epochs
     try:
-        with torch_threads(run.config.get("threads", 1)):
+        with torch_threads(run.config.get("threads", 1)), _global_randomness(run):
             return _train_epochs(run, run._training, range(run.completed_epochs + 1, epochs + 1), on_epoch)
     except torch.OutOfMemoryError as error:  # a real device ran out: say so in the learner's terms
         device = run._training.x.device
@@ -194,6 +197,7 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
     loss_of = loss_function(run.data.task)
     model, n = state.model, len(state.x)
     batch_size, pieces, keep_weights = config["batch_size"], config["accumulate"], config["track_weights"]
+    own_module = config["model"] not in MODELS  # it may draw random numbers (dropout) from torch's generator
     started = time.perf_counter() - run.elapsed_s  # a resumed run keeps counting where it stopped
     model.train()
 
@@ -204,6 +208,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if epoch > 1 and policy.optimizer:
             state.optimizer = make_optimizer(config["optimizer"], model, config["lr"])
         optimizer = state.optimizer
+        if own_module:  # its random draws depend on (seed, epoch) alone, like the order: a resumed run draws the same
+            torch.manual_seed(epoch_seed(config["seed"], epoch))
         start = flat_parameters(model)
 
         # one pass over the training data: a fresh order, cut into batches
@@ -242,6 +248,9 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
             break
         end = flat_parameters(model)
         val_loss, val_accuracy = evaluate(model, state.x_val, state.y_val, loss_of)
+        if epoch_diverged(end, val_loss, len(state.x_val)):  # the last update left no finite loss behind
+            run.diverged_at = (epoch, run.total_steps)
+            break
         seen = order[: sizes.sum()].to(state.x.device)
         run.add_epoch(
             train_loss=float(np.average(step_losses, weights=sizes)),
@@ -258,6 +267,33 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if on_epoch is not None:
             on_epoch(run)
     return run
+
+
+def epoch_diverged(end: torch.Tensor, val_loss: float, validation_samples: int) -> bool:
+    """Whether an epoch whose every batch loss was finite still diverged: at its end, the weights
+    or the validation loss are infinite or NaN (the epoch's last update blew up)."""
+    return not bool(torch.isfinite(end).all()) or (validation_samples > 0 and not np.isfinite(val_loss))
+
+
+_GLOBAL_GENERATOR = threading.RLock()  # held while a training draws from torch's global generator
+
+
+@contextmanager
+def _global_randomness(run: Run) -> Iterator[None]:
+    """While a module of your own trains: torch's global generator, for this training alone.
+
+    Layers such as dropout draw from torch's global generator, which has no private
+    counterpart. The loop seeds it every epoch; holding it under a lock (one such training at a
+    time: another thread's waits) keeps anyone else's training from drawing in between, and it
+    is restored afterwards, so your own random numbers carry on as if nothing had trained.
+    The models epochviz builds draw nothing while training and need none of this.
+    """
+    if run.config["model"] in MODELS:
+        yield
+        return
+    device = run._training.x.device
+    with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        yield
 
 
 @contextmanager

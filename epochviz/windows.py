@@ -37,7 +37,8 @@ def sliding_epochs(run: Run, width: int | None = None) -> pd.DataFrame:
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run (from epochviz.train); got {type(run).__name__}.")
     steps = run.steps
-    per_epoch = int(steps.batch_size[steps.epoch == 1].sum())
+    # samples in one full epoch, from the run's settings: its epoch 1 may have diverged part way, or never begun
+    per_epoch = min(len(run.train_indices), run.steps_per_epoch * run.config["batch_size"])
     width = per_epoch if width is None else checks.whole("width", width, minimum=1, maximum=checks.MAX_SAMPLES)
     ends = steps.samples_seen.to_numpy()
     # every sample carries its batch's mean loss, so the running total grows linearly within a batch
@@ -58,7 +59,8 @@ def sliding_epochs(run: Run, width: int | None = None) -> pd.DataFrame:
 def _samples_in_order(run: Run) -> np.ndarray:
     """Which training sample each position of the run's sample stream was (epoch after epoch)."""
     seen = run.steps.groupby("epoch", sort=True).batch_size.sum()
-    return np.concatenate([run.sample_order(epoch)[:count] for epoch, count in seen.items()])
+    orders = (run.sample_order(epoch)[:count] for epoch, count in seen.items())
+    return np.concatenate([np.zeros(0, dtype=np.int64), *orders])  # empty for a run with no steps
 
 
 def _coverage(stream: np.ndarray, ends: np.ndarray, width: int, n: int) -> np.ndarray:

@@ -117,7 +117,7 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path, mo
 
 KEEP_SAVING = """
 import sys, epochviz as ev
-ev.train("digits", epochs=10_000, batch_size=64, track_weights=True, checkpoint=sys.argv[1])
+ev.train("digits", epochs=500, batch_size=64, track_weights=True, checkpoint=sys.argv[1])  # 160 MB of weights at most
 """
 
 

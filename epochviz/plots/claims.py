@@ -9,19 +9,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from .. import checks
+from ..crossval import CrossValidation
 from ..memory import MB, Footprint
+from ..run import Run
 from .style import EPOCH_LINE_WIDTH, OTHER_COLOURS, decimate, epoch_marks, layout, series_colours, translucent
-
-if TYPE_CHECKING:
-    from ..crossval import CrossValidation
-    from ..run import Run
 
 MEMORY_PARTS = {  # Footprint field → (legend name, colour)
     "params": ("parameters", OTHER_COLOURS[0]),
@@ -105,11 +102,19 @@ def cross_validation(results: CrossValidation | Mapping[str, CrossValidation]) -
     rows an earlier fold trained on, so their validation loss drops below the test loss: the
     score looks better than the model is. Reset per fold and the two lines stay together.
     """
-    named = list(results.items()) if isinstance(results, Mapping) else [(_crossval_label(results), results)]
+    if isinstance(results, CrossValidation):
+        named = [(_crossval_label(results), results)]
+    elif isinstance(results, Mapping):
+        named = [(str(label), result) for label, result in results.items()]
+    else:
+        raise TypeError(
+            f"results must be a CrossValidation (from epochviz.cross_validate) or a dict label → CrossValidation; "
+            f"got a {type(results).__name__}."
+        )
     if not named:
         raise ValueError("results is empty: give at least one CrossValidation.")
     for label, result in named:
-        if not hasattr(result, "folds"):
+        if not isinstance(result, CrossValidation):
             raise TypeError(f"results must hold CrossValidation results; got a {type(result).__name__} for {label!r}.")
     # a reset between folds is a weights reset (vermillion); carrying the weights over is reset "never" (blue)
     colours = series_colours(["weights" if result.reset_between_folds else "never" for _, result in named])
@@ -161,6 +166,10 @@ def sliding_epochs(windows: pd.DataFrame, run: Run | None = None) -> go.Figure:
     What to notice: the line passes smoothly through the epoch boundaries and the diamonds
     sit on it: the epoch's loss is one window among many, not a special moment in training.
     """
+    if not isinstance(windows, pd.DataFrame):
+        raise TypeError(f"windows must be the table from epochviz.sliding_epochs(run); got {type(windows).__name__}.")
+    if run is not None and not isinstance(run, Run):
+        raise TypeError(f"run must be a Run (from epochviz.train) or None; got {type(run).__name__}.")
     missing = [column for column in WINDOW_COLUMNS if column not in windows.columns]
     if missing:
         raise ValueError(f"windows must be the table from epochviz.windows.sliding_epochs; it lacks {missing}.")

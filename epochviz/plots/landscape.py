@@ -48,7 +48,7 @@ def loss_landscape(run: Run, *, resolution: int = 60) -> go.Figure:
         raise ValueError("loss_landscape needs the weights of every step: train the run with track_weights=True.")
     bowl = Bowl.of(run)
     epoch, done, path = weight_path(run)
-    best = bowl.best()
+    path, best = path.reshape(-1, 2), bowl.best()  # a run with no steps (diverged at once, first(0)) has no path
     slopes, intercepts = _grid(np.vstack([path, best]), resolution)
     colour, middle = series_colours([run.config["reset"]])[0], (slopes[0] + slopes[-1]) / 2
     finish = (
@@ -72,10 +72,11 @@ def loss_landscape(run: Run, *, resolution: int = 60) -> go.Figure:
             "hovertemplate": "epoch %{customdata[0]}, after %{customdata[1]} of %{customdata[2]} batches<br>"
                              "a %{x:.3f}, b %{y:.3f}<br>loss on the training rows %{customdata[3]:.3g}<extra></extra>",
         },
-        _point("start", path[0], "circle-open", "#000000", "start", vertical="top", middle=middle),
-        _point(finish, path[-1], "square", colour, finish, vertical="top", middle=middle),
         _point("least-squares best", best, "star", OTHER_COLOURS[0], "best fit", vertical="bottom", middle=middle),
     ]  # fmt: skip
+    if len(path):
+        traces[2:2] = [_point("start", path[0], "circle-open", "#000000", "start", vertical="top", middle=middle),
+                       _point(finish, path[-1], "square", colour, finish, vertical="top", middle=middle)]  # fmt: skip
     figure = layout(title=None, x_title="slope a", y_title="intercept b")
     figure["xaxis"]["range"], figure["yaxis"]["range"] = [slopes[0], slopes[-1]], [intercepts[0], intercepts[-1]]
     return go.Figure(data=traces, layout=figure)
@@ -105,8 +106,11 @@ class Bowl:
         return a * a * self.xx + 2 * a * b * self.x + b * b - 2 * a * self.xy - 2 * b * self.y + self.yy
 
     def best(self) -> np.ndarray:
-        """The bottom of the bowl, (a, b) of the least-squares line: where both slopes of the loss are 0."""
-        return np.linalg.solve([[self.xx, self.x], [self.x, 1.0]], [self.xy, self.y])
+        """The bottom of the bowl, (a, b) of the least-squares line: where both slopes of the loss are 0.
+
+        When every x is the same the bottom is a valley, not a point: the lowest (a, b) nearest 0.
+        """
+        return np.linalg.lstsq([[self.xx, self.x], [self.x, 1.0]], [self.xy, self.y], rcond=None)[0]
 
 
 def _grid(points: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,11 +7,14 @@ sized for a projector at the back of a classroom.
 
 from __future__ import annotations
 
+import os
 from itertools import count
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+
+from .. import checks
 
 RESET_COLOURS = {"never": "#0072B2", "optimizer": "#E69F00", "weights": "#D55E00"}  # blue, orange, vermillion
 OTHER_COLOURS = ("#009E73", "#56B4E9", "#CC79A7", "#000000", "#F0E442")  # green, sky blue, pink, black, yellow
@@ -135,7 +138,13 @@ def decimate(values: np.ndarray, max_points: int = MAX_POINTS) -> np.ndarray:
     >>> len(kept) <= 100, 5_000 in kept, kept[[0, -1]].tolist()
     (True, True, [0, 10000])
     """
-    values = np.asarray(values, dtype=float)
+    max_points = checks.whole("max_points", max_points, minimum=4)  # the first, the last, and one bucket's two
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"values must be a 1-D array of numbers: {error}") from None
+    if values.ndim != 1:
+        raise ValueError(f"values must be a 1-D array of numbers; got shape {values.shape}.")
     if len(values) <= max_points:
         return np.arange(len(values))
     interior = values[1:-1]
@@ -158,6 +167,10 @@ def to_html(fig: go.Figure, path: str | Path) -> Path:
     What to notice: the file is large (about 5 MB) because it carries plotly.js itself, so it
     works on a classroom machine with no network.
     """
+    if not isinstance(fig, go.Figure):
+        raise TypeError(f"fig must be a plotly Figure (from an epochviz.plots function); got {type(fig).__name__}.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file name or path; got {type(path).__name__}.")
     path = Path(path)
     fig.write_html(path, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
     return path

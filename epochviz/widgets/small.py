@@ -8,7 +8,15 @@ import plotly.graph_objects as go
 from .. import plots
 from ..crossval import CrossValidation, cross_validate
 from ..data import Dataset, digits, load
-from ..memory import Footprint, OutOfMemoryError, check_fits, footprint, max_batch_size, micro_batch_size
+from ..memory import (
+    Footprint,
+    OutOfMemoryError,
+    check_accumulate,
+    check_fits,
+    footprint,
+    max_batch_size,
+    micro_batch_size,
+)
 from ..run import Run
 from ..train import train
 from . import controls as make
@@ -36,28 +44,36 @@ class MemoryExplorer(Explorer):
     """Batch size against a simulated device's memory, with gradient accumulation as the way out."""
 
     SIZES = tuple(2**k for k in range(4, 17))  # the batch sizes the slider offers
+    MAX_ACCUMULATE = 64  # micro-batches the slider offers, never more than the batch has samples
     BARS = 7  # powers of two drawn around the largest batch that fits: about half fit, half do not
 
     def __init__(self, data: str = "digits", *, batch_size: int = 4096, budget_mb: float = 1.0, accumulate: int = 1,
                  optimizer: str = "sgd") -> None:  # fmt: skip
         self.data = load(data)
+        check_accumulate(batch_size, accumulate)
         controls = {
             "batch_size": widgets.SelectionSlider(options=list(self.SIZES), value=batch_size, description="batch size",
                                                   continuous_update=False),
             "budget_mb": widgets.FloatLogSlider(value=budget_mb, base=10, min=-2, max=2, step=0.125,
                                                 description="device memory (MB)", readout_format=".3g",
                                                 style={"description_width": "initial"}, continuous_update=False),
-            "accumulate": widgets.IntSlider(value=accumulate, min=1, max=64, description="accumulate",
-                                            continuous_update=False,
+            "accumulate": widgets.IntSlider(value=accumulate, min=1, max=min(self.MAX_ACCUMULATE, batch_size),
+                                            description="accumulate", continuous_update=False,
                                             tooltip="split each batch into this many micro-batches"),
             "optimizer": make.optimizer_dropdown(optimizer),
         }  # fmt: skip
+        # observed before the explorer's own observers, so a smaller batch lowers accumulate before anything draws
+        controls["batch_size"].observe(self._limit_accumulate, names="value")
         super().__init__(controls, height=440)
         self.draw_now()
 
     def request(self) -> Request:
         values = {name: control.value for name, control in self.controls.items()}
         return Request(key=values["optimizer"], values=values)
+
+    def _limit_accumulate(self, change: dict) -> None:
+        """Offer only what `train` accepts: at most one micro-batch per sample (the slider lowers its value to fit)."""
+        self.controls["accumulate"].max = min(self.MAX_ACCUMULATE, change["new"])
 
     def compute(self, request: Request, cached, partial) -> dict[int, Footprint]:
         optimizer = request.values["optimizer"]

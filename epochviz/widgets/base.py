@@ -3,9 +3,15 @@
 An explorer turns the controls' values into a `Request`: a `key` naming what must be
 computed (a training run, say) and the values that only change how it is shown. Results are
 cached by key, so a change that only affects the view (fewer epochs, another x axis) redraws
-at once. Anything else is computed on a background worker where the latest request wins,
-and its partial results are drawn as they come. Errors are shown inside the widget, never
-only in the log console (ipywidgets#1971), and the widget stays usable.
+at once. Anything else is computed on a background worker, and its partial results are drawn
+as they come. Errors are shown inside the widget, never only in the log console
+(ipywidgets#1971), and the widget stays usable.
+
+The last setting always wins. The explorer remembers the request the controls asked for last
+(`_wanted`); every draw, partial or final, from the cache or from the worker, and every error
+message is for that request or is dropped, and a computation for any other key stops at its
+next partial result. So no result that arrives late, from work begun for an earlier setting,
+can overwrite what the controls say now.
 """
 
 from __future__ import annotations
@@ -57,9 +63,11 @@ class Explorer:
         self.message = widgets.HTML()
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="12em"))
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
-        self._draw_lock = threading.RLock()
+        self._lock = threading.RLock()  # the cache, `_wanted` and the figure are shared with the worker
+        self._wanted: Request | None = None  # what the controls asked for last: the only request drawn
+        self._adjusting = False  # True while `adjust` moves other controls as part of one change
         self._last_draw = 0.0
-        self._worker = LatestWins(self._work, same_job=lambda old, new: old.key == new.key, on_error=self._show_error)
+        self._worker = LatestWins(self._work, on_error=self._show_error)
         for control in controls.values():
             control.observe(self._changed, names="value")
 
@@ -82,6 +90,13 @@ class Explorer:
         """Whether `result` (cached for request.key) is enough to draw `request` without computing."""
         return True
 
+    def adjust(self, change: dict) -> None:
+        """Bring other controls in line with `change` before it is drawn (a new dataset, new batch sizes).
+
+        What this changes is part of the same change: it triggers no refresh of its own, and an
+        error it raises is shown in the widget.
+        """
+
     def before_draw(self, request: Request, result: Any) -> None:
         """Called before every draw, partial ones included (keep track of what is on screen here)."""
 
@@ -92,6 +107,10 @@ class Explorer:
         """The status line and the message (empty when all is well) for a drawn result."""
         return "", ""
 
+    def announce(self, request: Request) -> tuple[str, str]:
+        """The status line and the message (a warning, or empty) while `request` is being computed."""
+        return "<i>training…</i>", ""
+
     def layout(self) -> widgets.Widget:
         """The whole explorer as one widget; subclasses arrange their controls."""
         return widgets.VBox([*self.controls.values(), widgets.HBox([self.progress, self.status]), self.message,
@@ -100,25 +119,32 @@ class Explorer:
     # --- driving it ----------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Draw what the controls ask for: from the cache at once, else after computing it."""
+        """Draw what the controls ask for: from the cache at once, else after computing it.
+
+        A cached result supersedes whatever the worker is computing for another setting.
+        """
         request = self.request()
-        cached = self._cache.get(request.key)
-        if cached is not None and self.covers(cached, request):
-            self._cache.move_to_end(request.key)
-            self._draw(request, cached)
-        else:
-            self.status.value = "<i>training…</i>"
-            self._worker.submit(request)
+        with self._lock:
+            self._wanted = request
+            cached = self._covering(request)
+            if cached is not None:
+                self._draw(request, cached)
+                return
+            self.status.value, message = self.announce(request)
+            if message:
+                self.message.value = _box(message, "#fff4e5", "#E69F00", "epochviz-note")
+        self._worker.submit(request)
 
     def draw_now(self) -> None:
         """Compute (if needed) and draw on this thread: explorers start this way, so a notebook cell
         that creates one ends with its figure complete."""
         request = self.request()
-        cached = self._cache.get(request.key)
-        result = cached if cached is not None and self.covers(cached, request) else None
+        with self._lock:
+            self._wanted = request
+            result = self._covering(request)
         try:
             if result is None:
-                result = self.compute(request, cached, lambda partial: None)
+                result = self.compute(request, self._cache.get(request.key), lambda partial: None)
                 self._remember(request.key, result)
             self._draw(request, result)
         except Exception as error:  # an explorer that starts with an impossible setting still appears, and says so
@@ -131,11 +157,12 @@ class Explorer:
 
     def forget(self, key: Hashable) -> None:
         """Drop a cached result, so the next request for it computes again from the start."""
-        self._cache.pop(key, None)
+        with self._lock:
+            self._cache.pop(key, None)
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """The live widget, plus a short text and an HTML note for places that cannot run it."""
-        with self._draw_lock:
+        with self._lock:
             _keep_for_new_views(self.figure)
         whole = self.layout()
         whole.add_class("epochviz-explorer")
@@ -147,39 +174,67 @@ class Explorer:
     # --- internals -----------------------------------------------------------------------------
 
     def _changed(self, change: dict) -> None:
+        if self._adjusting:  # a control `adjust` moves: the change that made it move refreshes once for both
+            return
         try:
+            self._adjusting = True
+            try:
+                self.adjust(change)
+            finally:
+                self._adjusting = False
             self.message.value = ""
             self.refresh()
         except Exception as error:  # a callback's exception would otherwise vanish into the log console
             self._show_error(error)
 
-    def _work(self, request: Request, stale) -> None:
+    def _work(self, request: Request) -> None:
+        """Compute `request`, unless the cache (filled meanwhile) or a newer setting makes it pointless."""
+        with self._lock:
+            if request != self._wanted:  # a cached result answered a later change before this one started
+                return
+            cached = self._covering(request)
+            if cached is not None:  # an earlier job for the same key finished while this one waited
+                self._draw(request, cached)
+                return
+            earlier = self._cache.get(request.key)
+
         def partial(result: Any) -> None:
-            if stale():
+            wanted = self._wanted
+            if wanted.key != request.key:
                 raise Superseded
             if time.perf_counter() - self._last_draw >= DRAW_EVERY_S:
-                self._draw(request, result, final=False)
+                self._draw(wanted, result, final=False)  # drawn as the controls say now (epochs, x axis)
 
         try:
-            result = self.compute(request, self._cache.get(request.key), partial)
+            result = self.compute(request, earlier, partial)
         except Superseded:
             return
         except Exception as error:
-            self._show_error(error)
+            self._show_error(error, request)
             return
         self._remember(request.key, result)
-        latest = self.request()  # the controls may have moved on while this ran
-        if latest.key == request.key and self.covers(result, latest):
-            self._draw(latest, result)
+        self._draw(request, result)  # when the controls have moved on, the request they want now draws instead
+
+    def _covering(self, request: Request) -> Any:
+        """The cached result that covers `request` (marked as recently used), or None."""
+        cached = self._cache.get(request.key)
+        if cached is None or not self.covers(cached, request):
+            return None
+        self._cache.move_to_end(request.key)
+        return cached
 
     def _remember(self, key: Hashable, result: Any) -> None:
-        self._cache[key] = result
-        self._cache.move_to_end(key)
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[key] = result
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
 
     def _draw(self, request: Request, result: Any, *, final: bool = True) -> None:
-        with self._draw_lock:
+        """Draw `result` for `request`, unless the controls have asked for something else since."""
+        with self._lock:
+            if request != self._wanted:
+                return
             self.before_draw(request, result)
             sync_figure(self.figure, self.render(request, result))
             self._last_draw = time.perf_counter()
@@ -189,10 +244,14 @@ class Explorer:
                 if message:
                     self.message.value = _box(message, "#fff4e5", "#E69F00", "epochviz-note")
 
-    def _show_error(self, error: Exception) -> None:
-        self.status.value = ""
-        self.message.value = _box(f"<b>{type(error).__name__}</b>: {html.escape(str(error))}", "#fdecea", "#D55E00",
-                                  "epochviz-error")  # fmt: skip
+    def _show_error(self, error: Exception, request: Request | None = None) -> None:
+        """Show `error` in the widget; one raised for `request` only if the controls still ask for it."""
+        with self._lock:
+            if request is not None and request != self._wanted:
+                return
+            self.status.value = ""
+            self.message.value = _box(f"<b>{type(error).__name__}</b>: {html.escape(str(error))}", "#fdecea",
+                                      "#D55E00", "epochviz-error")  # fmt: skip
 
 
 def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:

@@ -8,13 +8,15 @@ figure as faded "ghost" curves, so before and after can be compared without scre
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from .. import plots
+from .. import checks, plots
 from ..batched import train_many
-from ..config import RESETS
-from ..data import Dataset, load, train_validation_split
+from ..config import RESETS, TrainConfig
+from ..data import Dataset, load, steps_per_epoch, train_validation_split
 from ..run import Run
 from ..train import resume, train
 from . import controls as make
@@ -22,6 +24,10 @@ from .base import Explorer, Request
 
 GHOSTS = 3  # earlier settings kept on the figure, faded
 RUN_SETTINGS = ("dataset", "batch_size", "lr", "optimizer", "reset", "shuffle", "seed")  # what a trained run depends on
+# Above this many optimizer steps a setting is slow: about 10 s at the ~2 000 steps a second these small networks
+# train on one laptop CPU thread. The slowest a slider reaches (digits, batch 1, 100 epochs) is 143 800 steps.
+SLOW_STEPS = 20_000
+STEPS_PER_SECOND = 2_000  # only for the rough time in the warning; a busy or older machine is slower
 
 
 class RunExplorer(Explorer):
@@ -30,6 +36,21 @@ class RunExplorer(Explorer):
     >>> explorer = RunExplorer("moons", epochs=20)          # doctest: +SKIP
     >>> explorer.controls["reset"].value = "weights"          # every epoch starts over: a saw-tooth
     >>> explorer.wait(); explorer.run.epochs.train_loss        # the numbers behind the curve
+
+    Every argument is checked as `train` checks it, and against the range of its control
+    (the learning rate from 0.0001 to about 32): a bad one raises a ValueError or TypeError
+    naming it. Settings passed on to `train` (val_fraction, memory_budget_mb, …) stay fixed.
+
+    Changing the dataset keeps the batch size when it still fits; a full batch stays a full
+    batch, and a batch larger than the new training set becomes its full batch, as the status
+    line says.
+
+    Slow settings: a run costs epochs × ⌈N_train / batch_size⌉ optimizer steps, so batch 1 on
+    the digits with 100 epochs is 143 800 steps, a minute or more on a laptop. Above SLOW_STEPS
+    (20 000, about 10 s) a note says so before training starts. Training always runs in the
+    background (a slow first setting too, so the cell that creates the explorer returns at
+    once), draws its progress every epoch, and stops at the end of the current epoch when any
+    control changes: a slow setting never locks the notebook.
     """
 
     def __init__(self, data: str | Dataset = "moons", *, epochs: int = 20, batch_size: int = 32, lr: float = 0.1,
@@ -37,13 +58,19 @@ class RunExplorer(Explorer):
                  x: str = "epoch", compare: bool = False, show: tuple[str, ...] | None = None,
                  buttons: tuple[str, ...] = ("more", "restart", "new_seed", "clear"),
                  **train_args) -> None:  # fmt: skip
+        fixed = sorted({field.name for field in fields(TrainConfig)} - {"epochs", *RUN_SETTINGS})
+        for name in train_args:
+            checks.choice("a setting passed on to train()", name, fixed)
         self.train_args = {"val_fraction": 0.2, **train_args}  # fixed settings passed on to train()
+        TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, reset=reset, shuffle=shuffle,
+                    seed=seed, **self.train_args)  # refuses what train() would refuse, with its messages  # fmt: skip
         self._datasets: dict[str, Dataset] = {}
         if isinstance(data, Dataset):  # your own dataset joins the dropdown under its name
             self._datasets[data.name] = data
             data = data.name
         self._ghosts: list[tuple[str, Run]] = []
-        self._shown: tuple[tuple, dict[str, Run]] | None = None
+        self._shown: tuple[Request, dict[str, Run]] | None = None  # the request drawn last, and its runs
+        self._note = ""  # what the last change did to another control, said in the status line
         n_train = self._n_train(data)
         controls = {
             "dataset": make.dataset_dropdown(data),
@@ -57,10 +84,9 @@ class RunExplorer(Explorer):
             "x": make.x_axis_buttons(x),
             "compare": make.compare_checkbox(compare),
         }
-        controls["dataset"].observe(self._dataset_changed, names="value")  # before the redraw below sees it
         super().__init__(controls)
         self.iterations = widgets.HTML()
-        self.shown_controls = show or tuple(controls)
+        self.shown_controls = _names("show", show, controls) if show is not None else tuple(controls)
         actions = {
             "more": ("Train 5 more epochs", "continue from the weights the last epoch ended with", "forward",
                      self.train_more),
@@ -68,13 +94,14 @@ class RunExplorer(Explorer):
             "new_seed": ("New seed", "new initial weights, a new split and new orders", "random", self.new_seed),
             "clear": ("Clear ghosts", "remove the faded curves of earlier settings", "eraser", self.clear_ghosts),
         }  # fmt: skip
-        self.buttons = {name: _button(*actions[name][:3]) for name in buttons}
+        self.buttons = {name: _button(*actions[name][:3]) for name in _names("buttons", buttons, actions)}
         for name, button in self.buttons.items():
             button.on_click(lambda _, action=actions[name][3]: self._guarded(action))
-        for name in ("batch_size", "dataset"):
-            controls[name].observe(lambda _: self._update_iterations(), names="value")
         self._update_iterations()
-        self.draw_now()
+        if self._steps_to_train(self.request()) > SLOW_STEPS:
+            self.refresh()  # too slow to finish inside the cell: train in the background, showing progress
+        else:
+            self.draw_now()
 
     # --- what the buttons do (also callable from code) --------------------------------------------
 
@@ -100,9 +127,11 @@ class RunExplorer(Explorer):
 
     @property
     def run(self) -> Run:
-        """The run shown now (with "compare", the one with the selected reset mode)."""
-        _, runs = self._shown
-        return runs.get(self.controls["reset"].value, next(iter(runs.values())))
+        """The run shown now, as many epochs of it as the figure shows (with "compare", the selected reset mode's)."""
+        if self._shown is None:
+            raise ValueError("no run is shown yet: it is still training (call wait()) or it failed (see the message).")
+        request, runs = self._shown
+        return _up_to(runs.get(request.values["reset"], next(iter(runs.values()))), request.values["epochs"])
 
     # --- the Explorer contract -----------------------------------------------------------------
 
@@ -140,7 +169,7 @@ class RunExplorer(Explorer):
 
     def render(self, request: Request, result: dict[str, Run]) -> go.Figure:
         values = request.values
-        shown = {f"reset: {mode}": run.first(values["epochs"]) for mode, run in result.items()}
+        shown = {f"reset: {mode}": _up_to(run, values["epochs"]) for mode, run in result.items()}
         figure = plots.loss_curves(shown, x=values["x"], title=_title(values))
         if self._ghosts:
             faded = plots.loss_curves(dict(self._ghosts), x=values["x"], show_steps=False, show_validation=False)
@@ -155,19 +184,19 @@ class RunExplorer(Explorer):
         values = request.values
         self.progress.max = values["epochs"]
         self.progress.value = min([values["epochs"], *(run.completed_epochs for run in result.values())])
-        if self._shown is not None and self._shown[0] != request.key and not values["compare"]:
-            before_key, before = self._shown
+        if self._shown is not None and self._shown[0].key != request.key and not values["compare"]:
+            before_key, before = self._shown[0].key, self._shown[1]
             same_data = before_key[0][0] == request.key[0][0]  # losses of different datasets do not compare
             if same_data and len(before) == 1:
                 label = _ghost_label(before_key[0], request.key[0])
                 self._ghosts = [ghost for ghost in self._ghosts if ghost[0] != label]
-                self._ghosts.insert(0, (label, next(iter(before.values())).first(values["epochs"])))
+                self._ghosts.insert(0, (label, _up_to(next(iter(before.values())), values["epochs"])))
                 del self._ghosts[GHOSTS:]
-        self._shown = (request.key, result)
+        self._shown = (request, result)
 
     def describe(self, request: Request, result: dict[str, Run]) -> tuple[str, str]:
-        run = self.run.first(request.values["epochs"])
-        status = (
+        run = self.run
+        status = self._noted(
             f"epoch {run.completed_epochs} / {request.values['epochs']} · {run.steps_per_epoch:,} steps per epoch · "
             f"{run.total_samples_seen:,} samples seen · {run.elapsed_s:.2f} s"
         ).replace(",", "\u2009")
@@ -181,6 +210,33 @@ class RunExplorer(Explorer):
                 f"The run stops there. Try a smaller learning rate."
             )
         return status, message
+
+    def announce(self, request: Request) -> tuple[str, str]:
+        """The status "training…", and before a slow setting a note: how many steps, and that any change stops it."""
+        values, steps = request.values, self._steps_to_train(request)
+        message = ""
+        if steps > SLOW_STEPS:
+            per_epoch = self._steps_per_epoch(values)
+            message = (
+                f"This setting takes {steps:,} optimizer steps ({steps // per_epoch:,} epochs × {per_epoch:,} steps "
+                f"per epoch), roughly {_duration(steps / STEPS_PER_SECOND)} on a laptop. The curve grows as it "
+                f"trains; change any control to stop it at the end of the current epoch. A larger batch or fewer "
+                f"epochs is faster."
+            ).replace(",", "\u2009")
+        return self._noted("<i>training…</i>"), message
+
+    def adjust(self, change: dict) -> None:
+        """A new dataset clears the ghosts (its losses do not compare) and gets batch sizes that fit it."""
+        self._note = ""
+        batch_size = self.controls["batch_size"]
+        if change["owner"] is self.controls["dataset"]:
+            self._ghosts.clear()
+            asked, n_train = batch_size.value, self._n_train(change["new"])
+            kept = make.keep_batch_size(batch_size, self._n_train(change["old"]), n_train)
+            if kept != asked:
+                self._note = (f"batch size {asked:,} → full batch ({n_train:,}): {change['new']} has {n_train:,} "
+                              f"training samples").replace(",", "\u2009")  # fmt: skip
+        self._update_iterations()
 
     def layout(self) -> widgets.Widget:
         def column(*names: str) -> widgets.VBox:
@@ -207,13 +263,24 @@ class RunExplorer(Explorer):
         data = self._dataset(name)
         return len(train_validation_split(len(data), self.train_args["val_fraction"], 0)[0])
 
-    def _dataset_changed(self, change: dict) -> None:
-        self._ghosts.clear()
-        make.keep_batch_size(self.controls["batch_size"], self._n_train(change["new"]))
+    def _steps_per_epoch(self, values: dict) -> int:
+        return steps_per_epoch(self._n_train(values["dataset"]), values["batch_size"],
+                               self.train_args.get("drop_last", False))  # fmt: skip
+
+    def _steps_to_train(self, request: Request) -> int:
+        """Optimizer steps that `request` still needs: a run already trained in part only resumes."""
+        values = request.values
+        earlier = None if values["compare"] else (self._cache.get(request.key) or {}).get(values["reset"])
+        done = earlier.completed_epochs if earlier is not None and earlier._training is not None else 0
+        return max(values["epochs"] - done, 0) * self._steps_per_epoch(values)
+
+    def _noted(self, status: str) -> str:
+        return f"<b>{self._note}</b> · {status}" if self._note else status
 
     def _update_iterations(self) -> None:
         n_train = self._n_train(self.controls["dataset"].value)
-        self.iterations.value = make.iterations_line(n_train, self.controls["batch_size"].value)
+        self.iterations.value = make.iterations_line(n_train, self.controls["batch_size"].value,
+                                                     self.train_args.get("drop_last", False))  # fmt: skip
 
     def _guarded(self, action) -> None:
         try:
@@ -234,13 +301,29 @@ def explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
     return RunExplorer(data, **defaults)
 
 
+def _up_to(run: Run, epochs: int) -> Run:
+    """The first `epochs` epochs of `run`, or all it has so far (it is still training, or it diverged)."""
+    return run.first(min(epochs, run.completed_epochs))
+
+
 def _button(label: str, tooltip: str, icon: str) -> widgets.Button:
     return widgets.Button(description=label, tooltip=tooltip, icon=icon, layout=widgets.Layout(width="auto"))
 
 
 def _title(values: dict) -> str:
-    optimizer = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}[values["optimizer"]]
+    optimizer = make.OPTIMIZER_LABELS[values["optimizer"]]
     return f"{values['dataset']} · batch {values['batch_size']} · {optimizer}, learning rate {values['lr']:.3g}"
+
+
+def _names(argument: str, names, allowed) -> tuple[str, ...]:
+    """`names` as a tuple, if it is a tuple or list of names that `allowed` holds."""
+    if not isinstance(names, (tuple, list)):
+        raise TypeError(f"{argument} must be a tuple of names; got {names!r} ({type(names).__name__}).")
+    return tuple(checks.choice(argument, name, allowed) for name in names)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} minutes"
 
 
 def _ghost_label(before: tuple, now: tuple) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from .. import plots
+from .. import checks, plots
 from ..crossval import CrossValidation, cross_validate
 from ..data import Dataset, digits, load
 from ..memory import (
@@ -44,24 +44,30 @@ class MemoryExplorer(Explorer):
     """Batch size against a simulated device's memory, with gradient accumulation as the way out."""
 
     SIZES = tuple(2**k for k in range(4, 17))  # the batch sizes the slider offers
+    BUDGET_EXPONENTS = (-2, 2)  # the memory slider spans 10^-2 … 10^2 MB
     MAX_ACCUMULATE = 64  # micro-batches the slider offers, never more than the batch has samples
     BARS = 7  # powers of two drawn around the largest batch that fits: about half fit, half do not
 
     def __init__(self, data: str = "digits", *, batch_size: int = 4096, budget_mb: float = 1.0, accumulate: int = 1,
                  optimizer: str = "sgd") -> None:  # fmt: skip
-        self.data = load(data)
+        if checks.whole("batch_size", batch_size, minimum=1) not in self.SIZES:
+            raise ValueError(f"batch_size must be a power of two from {self.SIZES[0]} to {self.SIZES[-1]:,}; "
+                             f"got {batch_size!r}.")  # fmt: skip
         check_accumulate(batch_size, accumulate)
+        low, high = self.BUDGET_EXPONENTS
         controls = {
             "batch_size": widgets.SelectionSlider(options=list(self.SIZES), value=batch_size, description="batch size",
                                                   continuous_update=False),
-            "budget_mb": widgets.FloatLogSlider(value=budget_mb, base=10, min=-2, max=2, step=0.125,
-                                                description="device memory (MB)", readout_format=".3g",
-                                                style={"description_width": "initial"}, continuous_update=False),
-            "accumulate": widgets.IntSlider(value=accumulate, min=1, max=min(self.MAX_ACCUMULATE, batch_size),
-                                            description="accumulate", continuous_update=False,
+            "budget_mb": widgets.FloatLogSlider(value=make.in_log_range("budget_mb", budget_mb, low, high), base=10,
+                                                min=low, max=high, step=0.125, description="device memory (MB)",
+                                                readout_format=".3g", style={"description_width": "initial"},
+                                                continuous_update=False),
+            "accumulate": make.whole_slider("accumulate", accumulate, 1, min(self.MAX_ACCUMULATE, batch_size),
+                                            description="accumulate",
                                             tooltip="split each batch into this many micro-batches"),
             "optimizer": make.optimizer_dropdown(optimizer),
         }  # fmt: skip
+        self.data = load(data)
         # observed before the explorer's own observers, so a smaller batch lowers accumulate before anything draws
         controls["batch_size"].observe(self._limit_accumulate, names="value")
         super().__init__(controls, height=440)
@@ -105,11 +111,14 @@ class MemoryExplorer(Explorer):
 class CrossValidationExplorer(Explorer):
     """Reset between folds or not: how honest are the validation scores?"""
 
+    K = (2, 10)  # the folds slider's range
+    EPOCHS = (2, 60)  # the epochs slider's range
+
     def __init__(self, *, k: int = 5, epochs: int = 20, n: int = 300) -> None:
         self.data = digits(n=n)
         controls = {
-            "k": widgets.IntSlider(value=k, min=2, max=10, description="folds (k)", continuous_update=False),
-            "epochs": widgets.IntSlider(value=epochs, min=2, max=60, description="epochs", continuous_update=False),
+            "k": make.whole_slider("k", k, *self.K, description="folds (k)"),
+            "epochs": make.whole_slider("epochs", epochs, *self.EPOCHS, description="epochs"),
         }
         super().__init__(controls, height=460)
         self.draw_now()
@@ -140,7 +149,7 @@ class LandscapeExplorer(Explorer):
     def __init__(self, *, epochs: int = 10, lr: float = 0.1, batch_size: int = 16, reset: str = "never") -> None:
         self.data = load("line")
         controls = {
-            "epochs": make.epochs_slider(epochs, maximum=self.MAX_EPOCHS),
+            "epochs": make.epochs_slider(epochs, maximum=self.MAX_EPOCHS, limit=self.MAX_EPOCHS),
             "lr": make.learning_rate_slider(lr),
             "batch_size": make.batch_size_slider(len(self.data), batch_size),
             "reset": make.reset_buttons(reset),

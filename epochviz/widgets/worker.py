@@ -3,8 +3,9 @@
 Sliders can fire many changes per second, and training takes a while. If every change ran in
 the slider's callback, the kernel would queue a backlog of stale trainings and freeze every
 other control until they all finished (ipywidgets#3468). Instead each callback only *submits*
-a request; one worker thread runs the newest one, and a request that is overtaken while it
-runs is told so (`stale()`), so it can stop early.
+a request; one worker thread runs the newest one, and a request replaced while it waits is
+never run. Whether a request already *running* has been overtaken is the submitter's to say
+(the explorer asks on every epoch), since only it knows which newer requests it can serve.
 """
 
 from __future__ import annotations
@@ -16,18 +17,13 @@ from typing import Any
 
 
 class LatestWins:
-    """Run `work(request, stale)` on a background thread, always for the newest request.
+    """Run `work(request)` on a background thread, always for the newest request.
 
-    `stale()` returns True once a newer request has arrived that `same_job(old, new)` says
-    cannot be served by the running one. The thread exits when nothing is pending, so an idle
-    explorer holds no thread.
+    The thread exits when nothing is pending, so an idle explorer holds no thread.
     """
 
-    def __init__(self, work: Callable[[Any, Callable[[], bool]], None], *,
-                 same_job: Callable[[Any, Any], bool] = lambda old, new: False,
-                 on_error: Callable[[Exception], None] = print) -> None:  # fmt: skip
+    def __init__(self, work: Callable[[Any], None], *, on_error: Callable[[Exception], None] = print) -> None:
         self._work = work
-        self._same_job = same_job
         self._on_error = on_error  # the worker must survive a failing request: it reports and goes on
         self._lock = threading.Lock()
         self._pending: Any = None
@@ -64,14 +60,9 @@ class LatestWins:
                         self._idle.set()
                         return
                 try:
-                    self._work(request, lambda current=request: self._stale(current))
+                    self._work(request)
                 except Exception as error:
                     self._on_error(error)
-
-    def _stale(self, current: Any) -> bool:
-        with self._lock:
-            waiting = self._pending
-        return waiting is not None and not self._same_job(current, waiting)
 
 
 def _kernel_parent():

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import epochviz as ev
 from epochviz.batched import train_many
+from epochviz.policies import RESETS
 
 RESULTS = Path(__file__).with_name("results.md")
 THREADS = 1  # one torch thread: the loops compared are Python-bound, and a second core only adds noise
@@ -162,7 +163,7 @@ def batched(quick: bool) -> str:
     data = ev.moons()
     epochs, repeats = (5, 2) if quick else (20, 5)
     cases = {
-        3: [{"reset": reset} for reset in ("never", "optimizer", "weights")],
+        len(RESETS): [{"reset": reset} for reset in RESETS],
         8: [{"seed": seed} for seed in range(8)],
     }
     rows, targets = [], []

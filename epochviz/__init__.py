@@ -14,13 +14,15 @@ from .data import Dataset, circles, digits, from_arrays, k_folds, line, load, mo
 from .hardware import compare_hardware
 from .memory import Footprint, OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
+from .policies import POLICIES, RESETS, ResetPolicy
 from .run import Run
 from .summary import summarize
 from .train import resume, train
 from .windows import sliding_epochs
 
 __all__ = [
-    "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError", "Run", "TrainConfig",
+    "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
+    "ResetPolicy", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "digits", "footprint", "from_arrays", "k_folds", "line",
     "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_epochs", "spirals", "summarize", "train",
     "train_many", "train_validation_split",

@@ -26,11 +26,12 @@ from torch import nn
 
 from . import checks
 from .config import TrainConfig, resolve_device
-from .data import Dataset, as_dataset, check_full_batch, split_rows
-from .models import build, flat_parameters
+from .data import Dataset, as_dataset, check_full_batch, epoch_seed, split_rows
+from .models import build, flat_parameters, fresh_weights
 from .objectives import MOMENTUM
+from .policies import POLICIES
 from .run import Run
-from .train import RESET_POLICIES, epoch_diverged, torch_threads
+from .train import epoch_diverged, torch_threads
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
 UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False}  # only "off"
@@ -76,8 +77,8 @@ def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
     weights = torch.stack([flat_parameters(run.model) for run in runs])
     initial_weights, layers = weights.clone(), _layer_views(weights, runs[0].model)
     optimizers = _Optimizers([run.config["optimizer"] for run in runs], [run.config["lr"] for run in runs], weights)
-    policies = [RESET_POLICIES[run.config["reset"]] for run in runs]
-    reset_weights = torch.tensor([policy.weights for policy in policies], device=device)
+    policies = [POLICIES[run.config["reset"]] for run in runs]
+    back_to_initial = torch.tensor([policy.weights == "initial" for policy in policies], device=device)
     reset_optimizer = torch.tensor([policy.optimizer for policy in policies], device=device)
     x, y = data.x.to(device), data.y.to(device)
     val_rows = torch.as_tensor(np.stack([run.val_indices for run in runs]), device=device)
@@ -87,8 +88,12 @@ def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
 
     for epoch in range(1, first["epochs"] + 1):
         # reset: each model does what its own policy says, never before the first epoch
-        if epoch > 1 and reset_weights.any():
-            weights[reset_weights] = initial_weights[reset_weights]
+        if epoch > 1 and back_to_initial.any():
+            weights[back_to_initial] = initial_weights[back_to_initial]
+        for k, (run, policy) in enumerate(zip(runs, policies, strict=True)):
+            if epoch > 1 and policy.weights == "fresh":  # what `train` loads: new weights drawn from (seed, epoch)
+                fresh = fresh_weights(run.model, epoch_seed(run.config["seed"], epoch))
+                weights[k] = torch.cat([fresh[name].reshape(-1) for name, _ in run.model.named_parameters()])
         if epoch > 1 and reset_optimizer.any():
             optimizers.forget(reset_optimizer)
         start = weights.cpu().numpy().copy()

@@ -12,8 +12,7 @@ from . import checks
 from .memory import check_accumulate
 from .models import MODELS
 from .objectives import OPTIMIZERS
-
-RESETS = ("never", "optimizer", "weights")
+from .policies import RESETS
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class TrainConfig:
     batch_size: int = 32  # samples per optimizer step; above the training-set size means one full batch
     lr: float = 0.1  # learning rate: about 0.01–0.5 for SGD on these datasets, 0.001–0.01 for Adam
     optimizer: str = "sgd"  # "sgd", "momentum" (SGD with momentum 0.9) or "adam"
-    reset: str = "never"  # what is restored at every epoch start: "never", "optimizer" or "weights"
+    reset: str = "never"  # what starts over at every epoch start: a name in policies.POLICIES ("never": nothing)
     shuffle: bool = True  # visit the training samples in a new random order every epoch
     drop_last: bool = False  # skip a last batch smaller than batch_size
     val_fraction: float = 0.2  # share of samples held out to validate, in [0, 1)

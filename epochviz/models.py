@@ -60,6 +60,25 @@ def build(model: str | nn.Module, data: Dataset, seed: int) -> nn.Module:
     return factory(data.features, data.outputs, seed=seed)
 
 
+def fresh_weights(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """New random weights for `model`'s architecture, drawn from `seed`: where a brand-new model would start.
+
+    Every linear layer is initialised as `nn.Linear` does it, from a private generator (for the
+    models `mlp` and `linear` build, these are the very weights `build(..., seed=seed)` gives);
+    any other layer by its own `reset_parameters()`, with torch's generator seeded from `seed`.
+    The model itself is not changed. `reset="reinit"` starts every epoch from such weights.
+    """
+    fresh, generator = copy.deepcopy(model).cpu(), torch.Generator().manual_seed(seed)
+    for module in fresh.modules():
+        if isinstance(module, nn.Linear):
+            _initialise_linear(module, generator)
+        elif hasattr(module, "reset_parameters"):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                module.reset_parameters()
+    return fresh.state_dict()
+
+
 def flat_parameters(model: nn.Module) -> torch.Tensor:
     """All parameters of `model` as one detached 1-D tensor (a copy), in a fixed order."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -119,7 +138,13 @@ def _seeded_linear(inputs: int, outputs: int, generator: torch.Generator) -> nn.
     generator is private, so no other thread can draw from it in between.
     """
     layer = nn.utils.skip_init(nn.Linear, inputs, outputs)  # no draws from the global generator
-    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)  # as nn.Linear.reset_parameters
-    bound = 1 / math.sqrt(inputs) if inputs > 0 else 0
-    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    _initialise_linear(layer, generator)
     return layer
+
+
+def _initialise_linear(layer: nn.Linear, generator: torch.Generator) -> None:
+    """What `nn.Linear.reset_parameters` does, drawing from `generator` instead of torch's global one."""
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0
+    if layer.bias is not None:
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)

@@ -23,24 +23,10 @@ from . import checkpoint, checks
 from .config import TrainConfig, checkpoint_path, resolve_device
 from .data import Dataset, as_dataset, check_full_batch, epoch_order, epoch_seed, split_rows
 from .memory import check_fits, check_weight_store, from_device_error
-from .models import MODELS, build, flat_parameters
+from .models import MODELS, build, flat_parameters, fresh_weights
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
+from .policies import POLICIES
 from .run import Run
-
-
-@dataclass(frozen=True)
-class Reset:
-    """What a reset policy restores at the start of every epoch after the first."""
-
-    weights: bool  # put the initial weights back
-    optimizer: bool  # forget momentum and Adam's running averages
-
-
-RESET_POLICIES = {
-    "never": Reset(weights=False, optimizer=False),  # real training: every epoch continues
-    "optimizer": Reset(weights=False, optimizer=True),  # weights continue, optimizer state starts over
-    "weights": Reset(weights=True, optimizer=True),  # "each epoch is a standalone training process"
-}
 
 
 @dataclass
@@ -49,7 +35,7 @@ class TrainingState:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    initial_weights: dict[str, torch.Tensor]  # kept for reset="weights"
+    initial_weights: dict[str, torch.Tensor]  # kept for a policy that restores them (reset="weights")
     x: torch.Tensor  # training features, on the training device
     y: torch.Tensor
     x_val: torch.Tensor
@@ -193,7 +179,7 @@ def _train_until(run: Run, epochs: int, on_epoch: Callable[[Run], None] | None) 
 def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Callable[[Run], None] | None) -> Run:
     """The loop itself: each epoch is one full pass over the training samples, in batches."""
     config = run.config
-    policy = RESET_POLICIES[config["reset"]]
+    policy = POLICIES[config["reset"]]
     loss_of = loss_function(run.data.task)
     model, n = state.model, len(state.x)
     batch_size, pieces, keep_weights = config["batch_size"], config["accumulate"], config["track_weights"]
@@ -203,8 +189,10 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
 
     for epoch in epochs:
         # reset: only what the chosen policy says, and never before the first epoch
-        if epoch > 1 and policy.weights:
+        if epoch > 1 and policy.weights == "initial":
             model.load_state_dict(state.initial_weights)
+        if epoch > 1 and policy.weights == "fresh":
+            model.load_state_dict(fresh_weights(model, epoch_seed(config["seed"], epoch)))
         if epoch > 1 and policy.optimizer:
             state.optimizer = make_optimizer(config["optimizer"], model, config["lr"])
         optimizer = state.optimizer

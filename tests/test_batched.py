@@ -7,6 +7,7 @@ import torch
 import epochviz as ev
 from epochviz.batched import train_many
 from epochviz.models import flat_parameters
+from epochviz.policies import RESETS
 
 MOONS = ev.moons(n=160, seed=2)
 LINE = ev.line(n=120, seed=1)
@@ -46,7 +47,7 @@ def assert_each_equals_train(data, variants, **shared) -> list[ev.Run]:
 def test_every_reset_policy_and_optimizer_with_its_own_seed_and_lr_matches_train():
     variants = [
         {"reset": reset, "optimizer": optimizer, "seed": seed, "lr": LR[optimizer] * (1 + seed)}
-        for seed, reset in enumerate(("never", "optimizer", "weights"))
+        for seed, reset in enumerate(RESETS)
         for optimizer in ("sgd", "momentum", "adam")
     ]
     runs = assert_each_equals_train(MOONS, variants, epochs=3, batch_size=16)

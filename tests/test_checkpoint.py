@@ -15,6 +15,7 @@ import torch
 
 import epochviz as ev
 from epochviz import checkpoint
+from epochviz.policies import RESETS
 
 ARGS = {"optimizer": "adam", "lr": 0.01, "batch_size": 16, "seed": 2}
 
@@ -35,7 +36,7 @@ def test_stopping_after_3_and_resuming_to_6_is_the_uninterrupted_run(tmp_path):
     assert ev.resume(path, epochs=6).completed_epochs == 6  # the checkpoint followed the resumed run
 
 
-@pytest.mark.parametrize("reset", ["never", "optimizer", "weights"])
+@pytest.mark.parametrize("reset", RESETS)
 def test_a_run_in_memory_carries_on_in_place(reset):
     run = ev.train("moons", epochs=2, reset=reset, optimizer="momentum")
     assert ev.resume(run, epochs=5) is run

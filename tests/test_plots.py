@@ -21,17 +21,18 @@ from epochviz.plots import (
     to_html,
     weights_over_epochs,
 )
-from epochviz.plots.style import MAX_POINTS, RESET_COLOURS, epoch_marks, series_colours
+from epochviz.plots.style import MAX_POINTS, PALETTE, RESET_COLOURS, epoch_marks, series_colours
+from epochviz.policies import RESETS
 from epochviz.run import Run
 
-MODES = ("never", "optimizer", "weights")
+MODES = RESETS
 X_TITLES = {"epoch": "epoch", "step": "optimizer step", "samples": "training samples seen",
             "seconds": "seconds (wall clock)"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def runs():
-    """Three 3-epoch runs on moons: 320 training samples, batches of 32, so 10 steps an epoch."""
+    """A 3-epoch run on moons per reset policy: 320 training samples, batches of 32, so 10 steps an epoch."""
     return [ev.train("moons", epochs=3, reset=mode, optimizer="momentum", seed=0) for mode in MODES]
 
 
@@ -52,7 +53,7 @@ def test_each_run_gets_its_batches_its_epochs_and_its_validation_in_a_stable_ord
     assert [(trace.legendgroup, trace.name) for trace in figure.data] == [
         (f"reset: {mode}", name) for mode in MODES for name in ("each batch", "train loss per epoch", "validation loss")
     ]
-    for run, (steps, epochs, validation) in zip(runs, np.reshape(figure.data, (3, 3)), strict=True):
+    for run, (steps, epochs, validation) in zip(runs, np.reshape(figure.data, (len(runs), 3)), strict=True):
         assert len(steps.x) == run.total_steps == 30
         np.testing.assert_array_equal(steps.y, run.steps.loss)
         np.testing.assert_array_equal(epochs.y, run.epochs.train_loss)
@@ -68,8 +69,8 @@ def test_the_traces_depend_on_the_arguments_not_on_how_long_the_runs_are(runs):
     labelled = dict(zip(MODES, runs, strict=True))
     shorter = {mode: run.first(1) for mode, run in labelled.items()}
     assert shape(loss_curves(labelled, x="step")) == shape(loss_curves(shorter, x="step"))
-    assert len(loss_curves(labelled, show_steps=False).data) == 6
-    assert len(loss_curves(labelled, show_steps=False, show_validation=False).data) == 3
+    assert len(loss_curves(labelled, show_steps=False).data) == 2 * len(runs)
+    assert len(loss_curves(labelled, show_steps=False, show_validation=False).data) == len(runs)
     unvalidated = ev.train("moons", epochs=2, val_fraction=0)
     validation = _traces(loss_curves(unvalidated), "validation loss")[0]
     assert len(validation.x) == 0 and validation.showlegend is False
@@ -197,13 +198,15 @@ def test_decimation_is_bounded_ordered_and_keeps_the_ends_and_extremes(length, m
 
 def test_weights_continue_across_epochs_unless_reset(runs):
     figure = weights_over_epochs(runs)
-    never, _, weights = figure.data
+    traces = dict(zip(MODES, figure.data, strict=True))
+    never, weights, reinit = traces["never"], traces["weights"], traces["reinit"]
     assert [trace.name for trace in figure.data] == [f"reset: {mode}" for mode in MODES]
     for trace in figure.data:  # start and end of every epoch, from run.params
         np.testing.assert_allclose(trace.x, [0, 1, 1, 2, 2, 3])
         assert trace.y[0] == 0
     np.testing.assert_allclose(never.y[1::2][:-1], never.y[2::2])  # epoch k+1 starts where k ended
     np.testing.assert_allclose(weights.y[2::2], 0)  # ...or back at the initial weights
+    assert np.all(reinit.y[2::2] > 0) and not np.allclose(reinit.y[1::2][:-1], reinit.y[2::2])  # ...or somewhere new
     assert np.all(weights.y[1::2] > 0) and never.y[-1] > weights.y[-1]
     run = runs[0]
     assert never.y[-1] == pytest.approx(np.linalg.norm(run.params(3, "end") - run.params(1, "start")))
@@ -322,9 +325,10 @@ def test_sliding_windows_meet_the_epoch_losses_at_the_boundaries(runs):
 
 def test_each_reset_mode_keeps_its_colour_and_no_two_series_share_one():
     assert series_colours(["weights", "never"]) == [RESET_COLOURS["weights"], RESET_COLOURS["never"]]
-    colours = series_colours(["never"] * 4 + [None] * 6)
-    assert colours[0] == RESET_COLOURS["never"] and not set(colours) & {RESET_COLOURS["weights"]}
-    assert len(set(colours[:6])) == 6
+    colours = series_colours(["never"] * 4 + [None] * 4 + ["weights"])
+    assert colours[0] == RESET_COLOURS["never"] and colours[-1] == RESET_COLOURS["weights"]
+    assert len(set(colours)) == len(PALETTE)  # nine series: all eight colours of the palette, then one repeat
+    assert RESET_COLOURS["weights"] not in colours[:-1]  # a mode on the figure keeps its colour to itself
 
 
 def test_figures_are_projector_sized(runs, line_run):

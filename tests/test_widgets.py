@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import pytest
 
 import epochviz as ev
+from epochviz.policies import RESETS
 from epochviz.widgets import (
     CrossValidationExplorer,
     LandscapeExplorer,
@@ -99,10 +100,10 @@ def test_weights_reset_draws_the_saw_tooth(small):
     assert small.run.config["reset"] == "weights"
 
 
-def test_compare_overlays_the_three_reset_modes(small):
+def test_compare_overlays_every_reset_mode(small):
     small.controls["compare"].value = True
     small.wait()
-    for mode in ("never", "optimizer", "weights"):
+    for mode in RESETS:
         assert len(_epoch_trace(small.figure, f"reset: {mode}").y) == 10
 
 
@@ -122,7 +123,7 @@ def test_two_hundred_rapid_changes_end_on_the_last_setting_with_no_error_and_no_
     choices = {
         "epochs": list(range(1, 9)),
         "batch_size": [value for _, value in widget.controls["batch_size"].options][:7],
-        "reset": ["never", "optimizer", "weights"],
+        "reset": list(RESETS),
         "lr": [0.01, 0.1, 0.3],
         "optimizer": ["sgd", "momentum", "adam"],
         "shuffle": [True, False],
@@ -152,7 +153,7 @@ def test_sync_figure_changes_traces_in_place_when_their_shape_allows():
 
 def test_the_small_explorers_each_show_their_idea():
     resets = reset_explorer(epochs=3)
-    assert {t.legendgroup for t in resets.figure.data} == {"reset: never", "reset: optimizer", "reset: weights"}
+    assert {t.legendgroup for t in resets.figure.data} == {f"reset: {mode}" for mode in RESETS}
     sizes = batch_size_explorer(epochs=3)
     assert sizes.controls["x"].value == "samples" and list(sizes.shown_controls) == ["batch_size", "epochs", "x"]
     memory = MemoryExplorer(batch_size=4096, budget_mb=1.0)

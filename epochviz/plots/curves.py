@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .. import checks
+from ..policies import POLICIES
 from ..run import Run
 from .axes import X_TITLES, X_UNITS, epoch_edges, epoch_x, step_x, weight_path
 from .style import EPOCH_LINE_WIDTH, decimate, epoch_marks, layout, series_colours, translucent
@@ -198,7 +199,8 @@ def _distance_trace(run: Run, label: str, colour: str) -> dict:
         "type": "scatter", "mode": "lines" if tracked else "lines+markers", "name": label, "legendgroup": label,
         "x": x[kept], "y": distance[kept],
         "customdata": np.column_stack([epoch, done, np.full(len(epoch), run.steps_per_epoch)])[kept],
-        "line": {"color": colour, "width": EPOCH_LINE_WIDTH}, "marker": {"color": colour, "size": 8},
+        "line": {"color": colour, "width": EPOCH_LINE_WIDTH, "dash": POLICIES[run.config["reset"]].dash},
+        "marker": {"color": colour, "size": 8},
         "hovertemplate": "epoch %{customdata[0]}, after %{customdata[1]} of %{customdata[2]} batches<br>"
                          f"distance from the initial weights %{{y:.3g}}<extra>{label}</extra>",
     }  # fmt: skip

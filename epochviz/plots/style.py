@@ -15,9 +15,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .. import checks
+from ..policies import POLICIES
 
-RESET_COLOURS = {"never": "#0072B2", "optimizer": "#E69F00", "weights": "#D55E00"}  # blue, orange, vermillion
-OTHER_COLOURS = ("#009E73", "#56B4E9", "#CC79A7", "#000000", "#F0E442")  # green, sky blue, pink, black, yellow
+PALETTE = ("#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#009E73", "#56B4E9", "#000000", "#F0E442")  # Okabe–Ito
+RESET_COLOURS = {name: policy.colour for name, policy in POLICIES.items()}  # each reset policy keeps its own
+OTHER_COLOURS = tuple(colour for colour in PALETTE if colour not in RESET_COLOURS.values())  # for everything else
 FONT_SIZE = 16  # pixels; smaller text is lost on a projector
 HEIGHT = 460  # pixels; fixed, because widgets inside VBox/HBox otherwise guess a wrong size
 EPOCH_LINE_WIDTH = 3  # per-epoch curves, the ones the learner should follow
@@ -31,13 +33,15 @@ def series_colours(modes: list[str | None]) -> list[str]:
     """One colour per series, given each series' reset mode (or None when it has none).
 
     The first series with a reset mode gets that mode's fixed colour; every other series takes
-    the next colour of the rest of the palette, so no two series share a colour until there are
-    more than eight.
+    the next colour of the rest of the palette (the colours of modes not shown come last), so no
+    two series share a colour until there are more than eight.
 
     >>> series_colours(["never", "weights", "never"])
     ['#0072B2', '#D55E00', '#009E73']
     """
-    others = iter(OTHER_COLOURS * (len(modes) // len(OTHER_COLOURS) + 1))
+    claimed = {RESET_COLOURS[mode] for mode in modes if mode in RESET_COLOURS}
+    spare = [colour for colour in (*OTHER_COLOURS, *RESET_COLOURS.values()) if colour not in claimed]
+    others = iter(spare * (len(modes) // len(spare) + 1))
     colours: list[str] = []
     for mode in modes:
         fixed = RESET_COLOURS.get(mode)

@@ -12,25 +12,16 @@ import math
 import ipywidgets as widgets
 
 from .. import checks
-from ..config import RESETS
 from ..data import GENERATORS, steps_per_epoch
 from ..objectives import OPTIMIZERS
 from ..plots.axes import X_UNITS
+from ..policies import POLICIES, RESETS
 
 _WIDE = {"description_width": "8.5em"}
 _ROW = widgets.Layout(width="26em")
 
 OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}  # one per objectives.OPTIMIZERS
 LR_EXPONENTS = (-4, 1.5)  # the learning-rate slider spans 10^-4 … 10^1.5 (about 0.0001 … 32)
-
-RESET_CHOICES = (
-    ("never (real training)", "never",
-     "Weights are initialised once; every epoch continues where the last one ended. This is what training does."),
-    ("optimizer state", "optimizer",
-     "Weights continue, but momentum and Adam's running averages are cleared at the start of every epoch."),
-    ("weights: start over", "weights",
-     "Every epoch starts again from the same initial weights, as if each epoch were a separate training run."),
-)  # fmt: skip
 
 
 def epochs_slider(value: int = 20, maximum: int = 100, *, limit: int = checks.MAX_EPOCHS) -> widgets.IntSlider:
@@ -82,10 +73,11 @@ def keep_batch_size(slider: widgets.SelectionSlider, n_before: int, n_train: int
 
 
 def reset_buttons(value: str = "never") -> widgets.ToggleButtons:
+    """One button per reset policy, labelled and explained as `policies.POLICIES` says."""
     return widgets.ToggleButtons(
-        options=[(label, mode) for label, mode, _ in RESET_CHOICES], value=checks.choice("reset", value, RESETS),
-        description="reset",
-        tooltips=[tip for _, _, tip in RESET_CHOICES], style={**_WIDE, "button_width": "13.5em"},
+        options=[(policy.label, name) for name, policy in POLICIES.items()],
+        value=checks.choice("reset", value, RESETS), description="reset",
+        tooltips=[policy.tooltip for policy in POLICIES.values()], style={**_WIDE, "button_width": "13.5em"},
     )  # fmt: skip
 
 

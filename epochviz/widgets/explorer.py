@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 
 from .. import checks, plots
 from ..batched import train_many
-from ..config import RESETS, TrainConfig
+from ..config import TrainConfig
 from ..data import Dataset, load, steps_per_epoch, train_validation_split
+from ..policies import RESETS
 from ..run import Run
 from ..train import resume, train
 from . import controls as make

@@ -25,7 +25,7 @@ from .explorer import RunExplorer
 
 
 def reset_explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
-    """Never, optimizer and weights reset side by side: which one keeps improving across epochs?"""
+    """Every reset policy side by side: which one keeps improving across epochs?"""
     return RunExplorer(data, compare=True, show=("epochs", "lr", "optimizer", "shuffle", "x"),
                        buttons=("more", "restart"), **defaults)  # fmt: skip
 

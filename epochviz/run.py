@@ -62,7 +62,7 @@ class Run:
     # The loop's live state (train.py's TrainingState: model, optimizer, initial weights, data on the
     # device), set by `train` so that `resume` can carry this run on in memory. Only train.py reads it;
     # ask `can_resume` instead. None for views, copies, runs loaded from a file and batched runs.
-    training: object | None = field(default=None, repr=False)
+    training_state: object | None = field(default=None, repr=False)
     cannot_resume_because: str = field(default="it holds no training state; resume from its checkpoint file",
                                        repr=False)  # fmt: skip
 
@@ -101,7 +101,7 @@ class Run:
     @property
     def can_resume(self) -> bool:
         """Whether `resume(run, epochs)` can carry this run on in memory (if not, `cannot_resume_because` says why)."""
-        return self.training is not None and not self.diverged
+        return self.training_state is not None and not self.diverged
 
     @property
     def completed_epochs(self) -> int:
@@ -201,7 +201,7 @@ class Run:
             _epoch_params=[(start.copy(), end.copy()) for start, end in self._epoch_params[:epochs]],
             _step_weights=[weights.copy() for weights in self._step_weights[:steps]],
             _tables={},
-            training=None,
+            training_state=None,
             **changes,
         )
 

@@ -33,7 +33,7 @@ from .run import Run
 class TrainingState:
     """What the loop needs to carry on: the model, its optimizer, and the tensors it trains on.
 
-    A run that can carry on holds one in `run.training`; only this module reads it.
+    A run that can carry on holds one in `run.training_state`; only this module reads it.
     """
 
     model: nn.Module
@@ -124,7 +124,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
                         f"got {type(model).__name__}.")  # fmt: skip
     if isinstance(source, Run):
         run = source
-        if run.training is None:
+        if run.training_state is None:
             raise ValueError(f"this Run cannot resume: {run.cannot_resume_because}.")
         if model is not None:
             raise ValueError("model is only for resuming from a checkpoint file; a Run carries on with its own model.")
@@ -156,7 +156,7 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
         initial_weights = {name: value.clone() for name, value in net.state_dict().items()}
     rows, held_out = torch.as_tensor(run.train_indices), torch.as_tensor(run.val_indices)
     run.model = net
-    run.training = TrainingState(
+    run.training_state = TrainingState(
         model=net,
         optimizer=optimizer,
         initial_weights={name: value.to(device) for name, value in initial_weights.items()},
@@ -169,15 +169,15 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
 
 def _train_until(run: Run, epochs: int, on_epoch: Callable[[Run], None] | None) -> Run:
     checks.function("on_epoch", on_epoch)
+    state = run.training_state
     if run.config.track_weights:  # refuse before training a store of weights that would not fit in memory
-        check_weight_store(run.training.model, run.total_steps + (epochs - run.completed_epochs) * run.steps_per_epoch)
+        check_weight_store(state.model, run.total_steps + (epochs - run.completed_epochs) * run.steps_per_epoch)
     run.config = replace(run.config, epochs=epochs)
     try:
         with torch_threads(run.config.threads), _global_randomness(run):
-            return _train_epochs(run, run.training, range(run.completed_epochs + 1, epochs + 1), on_epoch)
+            return _train_epochs(run, state, range(run.completed_epochs + 1, epochs + 1), on_epoch)
     except torch.OutOfMemoryError as error:  # a real device ran out: say so in the learner's terms
-        device = run.training.x.device
-        raise from_device_error(error, device, run.config.batch_size) from error
+        raise from_device_error(error, state.x.device, run.config.batch_size) from error
 
 
 def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Callable[[Run], None] | None) -> Run:
@@ -283,7 +283,7 @@ def _global_randomness(run: Run) -> Iterator[None]:
     if not isinstance(run.config.model, nn.Module):
         yield
         return
-    device = run.training.x.device
+    device = run.training_state.x.device
     with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         yield
 

@@ -296,8 +296,12 @@ def _concat(chunks) -> np.ndarray:
 
 
 def _with_parameters(model: nn.Module, flat: np.ndarray) -> nn.Module:
-    """A copy of `model` holding the parameters in `flat`."""
+    """A copy of `model` holding the parameters in `flat`.
+
+    Its parameters become views of the vector given to `vector_to_parameters`, so that vector is
+    a copy of `flat` (`torch.tensor`, not `as_tensor`): changing the model must not change the record.
+    """
     copied = copy.deepcopy(model)
-    torch.nn.utils.vector_to_parameters(torch.as_tensor(flat).to(next(copied.parameters()).device),
+    torch.nn.utils.vector_to_parameters(torch.tensor(flat, device=next(copied.parameters()).device),
                                         copied.parameters())  # fmt: skip
     return copied

@@ -27,7 +27,7 @@ class TrainConfig:
     >>> TrainConfig(epochs=0)
     Traceback (most recent call last):
     ...
-    ValueError: epochs must be 1 or more; got 0.
+    ValueError: epochs must be from 1 to 10,000; got 0.
     >>> TrainConfig(epochs=3).epochs
     3
 

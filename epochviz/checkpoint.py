@@ -140,7 +140,7 @@ def _refused(path: str | os.PathLike):
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         if isinstance(error, KeyError):
             problem = f"it has no entry {error.args[0]!r}"
-        else:  # the checks above and TrainConfig's explain themselves; anything else is named by its type
+        else:  # our checks and TrainConfig's explain themselves; anything else is named by its type
             problem = str(error)[:300] if type(error) in (ValueError, TypeError) else _reason(error)
         raise CheckpointError(f"{str(Path(path).expanduser())!r} cannot be resumed: {problem.rstrip('.')}.") from error
 

@@ -52,7 +52,7 @@ def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[
     must have as many training rows as the others, and as many validation rows.
 
     >>> runs = train_many("moons", [{"reset": r} for r in ("never", "optimizer", "weights")], epochs=5)
-    >>> [run.config["reset"] for run in runs]
+    >>> [run.config.reset for run in runs]
     ['never', 'optimizer', 'weights']
 
     What to notice: the three runs start from exactly the same weights (same seed) and see the
@@ -61,7 +61,7 @@ def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[
     """
     data = as_dataset(data)
     runs = _new_runs(data, variants, shared)
-    with torch_threads(runs[0].config["threads"]):
+    with torch_threads(runs[0].config.threads):
         _train_together(data, runs, shared.get("on_epoch"))
     return runs
 
@@ -69,15 +69,15 @@ def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[
 def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
     """The batched loop: every step trains all K models at once; records go to each model's Run."""
     first = runs[0].config
-    device = resolve_device(first["device"])
+    device = resolve_device(first.device)
 
     # initialise once: each model as `train` would build it, its weights one row of a (K, parameters) tensor
     for run in runs:
-        run.model = build(run.config["model"], data, run.config["seed"]).to(device)
+        run.model = build(run.config.model, data, run.config.seed).to(device)
     weights = torch.stack([flat_parameters(run.model) for run in runs])
     initial_weights, layers = weights.clone(), _layer_views(weights, runs[0].model)
-    optimizers = _Optimizers([run.config["optimizer"] for run in runs], [run.config["lr"] for run in runs], weights)
-    policies = [POLICIES[run.config["reset"]] for run in runs]
+    optimizers = _Optimizers([run.config.optimizer for run in runs], [run.config.lr for run in runs], weights)
+    policies = [POLICIES[run.config.reset] for run in runs]
     back_to_initial = torch.tensor([policy.weights == "initial" for policy in policies], device=device)
     reset_optimizer = torch.tensor([policy.optimizer for policy in policies], device=device)
     x, y = data.x.to(device), data.y.to(device)
@@ -86,13 +86,13 @@ def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
     training = [True] * len(runs)  # False once a model's loss stops being finite
     started = time.perf_counter()
 
-    for epoch in range(1, first["epochs"] + 1):
+    for epoch in range(1, first.epochs + 1):
         # reset: each model does what its own policy says, never before the first epoch
         if epoch > 1 and back_to_initial.any():
             weights[back_to_initial] = initial_weights[back_to_initial]
         for k, (run, policy) in enumerate(zip(runs, policies, strict=True)):
             if epoch > 1 and policy.weights == "fresh":  # what `train` loads: new weights drawn from (seed, epoch)
-                fresh = fresh_weights(run.model, epoch_seed(run.config["seed"], epoch))
+                fresh = fresh_weights(run.model, epoch_seed(run.config.seed, epoch))
                 weights[k] = torch.cat([fresh[name].reshape(-1) for name, _ in run.model.named_parameters()])
         if epoch > 1 and reset_optimizer.any():
             optimizers.forget(reset_optimizer)
@@ -100,8 +100,8 @@ def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
 
         # one pass over the training data: model k visits its own training rows in its own order
         order = np.stack([run.train_indices[run.sample_order(epoch)] for run in runs])
-        batches = list(torch.as_tensor(order, device=device).split(first["batch_size"], dim=1))
-        if first["drop_last"] and batches[-1].shape[1] < first["batch_size"]:
+        batches = list(torch.as_tensor(order, device=device).split(first.batch_size, dim=1))
+        if first.drop_last and batches[-1].shape[1] < first.batch_size:
             batches.pop()
         losses, correct, elapsed = [], [], []
         for batch in batches:
@@ -295,8 +295,8 @@ def _new_runs(data: Dataset, variants: Sequence[dict], shared: dict) -> list[Run
                 f"variant 1 has {len(runs[0].train_indices)} and {len(runs[0].val_indices)}: "
                 f"batched models need splits of equal sizes."
             )
-        runs.append(Run(config=config.as_dict(), data=data, train_indices=train_rows, val_indices=val_rows,
-                        _cannot_resume="it was trained by train_many, which keeps no loop state per model; "
+        runs.append(Run(config=config, data=data, train_indices=train_rows, val_indices=val_rows,
+                        cannot_resume_because="it was trained by train_many, which keeps no loop state per model; "
                         "train it with epochviz.train to resume it"))  # fmt: skip
     check_full_batch(config.batch_size, len(train_rows), config.drop_last)
     return runs

@@ -9,7 +9,8 @@ A file is one header line, `epochviz-checkpoint <version> sha256:<digest>`, then
 that `torch.save` wrote. The digest makes a single flipped bit anywhere refuse to load instead
 of training on silently changed numbers. The payload holds only tensors, numbers and strings
 and is read with `torch.load(weights_only=True)`, which refuses to execute anything a file might
-smuggle in; then every setting is checked exactly as `train` checks its arguments. Writes are
+smuggle in; then every setting is checked exactly as `train` checks its arguments. The settings
+are stored as plain values (`TrainConfig.as_dict()`: your own module by its class name). Writes are
 atomic: a crash while saving leaves the previous checkpoint intact, and the next save removes
 the temporary file such a crash left behind.
 """
@@ -105,28 +106,43 @@ def read(path: str | os.PathLike) -> dict:
     return contents
 
 
-def load(path: str | os.PathLike) -> dict:
+def load(path: str | os.PathLike, model: nn.Module | None = None) -> dict:
     """Read and check a checkpoint; its 'run' entry comes back as a Run, its 'data' as a Dataset.
 
     Every setting is checked as `train` would check it, and the history, data and split must
     agree with each other. Raises CheckpointError naming the file and what is wrong with it.
+    A run of your own module needs `model` (one of its architecture): the file holds only its
+    class name. The loaded settings say device='cpu', where the file's tensors are, and
+    checkpoint=None: where a run carries on training and saving is `resume`'s to say.
     """
     contents = read(path)
-    try:
+    with _refused(path):
         missing = [entry for entry in ENTRIES if entry not in contents]
         if missing:
             raise ValueError(f"it has no {missing[0]!r} entry")
         data = _dataset(contents["data"])
-        run = Run.from_state(contents["run"], data)
-        run.config = _settings(run.config)
+        settings = _settings(contents["run"]["config"])
+    if settings["model"] not in MODELS and model is None:  # the file is sound; the argument is missing
+        raise ValueError(f"{str(Path(path).expanduser())!r} trained your own module {settings['model']}; pass "
+                         f"model=<a new one of the same architecture>.")  # fmt: skip
+    with _refused(path):
+        config = TrainConfig(**{**settings, "model": settings["model"] if model is None else model})
+        run = Run.from_state(contents["run"], data, config)
         _check_history(run)
+    return {**contents, "data": data, "run": run}
+
+
+@contextlib.contextmanager
+def _refused(path: str | os.PathLike):
+    """Turn whatever a damaged file makes the checks inside raise into a CheckpointError naming `path`."""
+    try:
+        yield
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         if isinstance(error, KeyError):
             problem = f"it has no entry {error.args[0]!r}"
-        else:  # the checks above and TrainConfig's explain themselves; anything else is named by its type
+        else:  # our checks and TrainConfig's explain themselves; anything else is named by its type
             problem = str(error)[:300] if type(error) in (ValueError, TypeError) else _reason(error)
         raise CheckpointError(f"{str(Path(path).expanduser())!r} cannot be resumed: {problem.rstrip('.')}.") from error
-    return {**contents, "data": data, "run": run}
 
 
 def check_fits(path: str | os.PathLike, contents: dict, net: nn.Module, *, yours: bool) -> None:
@@ -181,7 +197,8 @@ def _dataset(stored) -> Dataset:
 
 
 def _settings(stored: dict) -> dict:
-    """The settings a file holds, checked by TrainConfig exactly as `train` checks its arguments."""
+    """The settings a file holds as plain values, checked by TrainConfig exactly as `train` checks its arguments;
+    device 'cpu' and checkpoint None (see `load`)."""
     expected = [setting.name for setting in fields(TrainConfig)]
     if not isinstance(stored, dict) or set(stored) != set(expected):
         known = set(stored) if isinstance(stored, dict) else set()
@@ -192,11 +209,11 @@ def _settings(stored: dict) -> dict:
         raise TypeError(f"model must be a model's name, {' or '.join(MODELS)} or a module's class; got {model!r}")
     if not isinstance(device, str) or not (file is None or isinstance(file, str)):
         raise TypeError(f"device must be a string and checkpoint a path or None; got {device!r} and {file!r}")
-    # A module you trained is stored by its class name (resume is given the module itself), and the
-    # device and file a run carries on with are resume's own arguments: those three are checked there.
+    # A module you trained is stored by its class name (`load` is given the module itself), and the
+    # device and file a run carries on with are resume's own arguments, checked there.
     checked = TrainConfig(**{**stored, "model": model if model in MODELS else MODELS[0], "device": "cpu",
                              "checkpoint": None})  # fmt: skip
-    return {**checked.as_dict(), "model": model, "device": device, "checkpoint": file}
+    return {**checked.as_dict(), "model": model}
 
 
 def _check_history(run: Run) -> None:
@@ -206,8 +223,8 @@ def _check_history(run: Run) -> None:
             raise TypeError(f"its train_indices and val_indices must be 1-D int64 row numbers; got {rows.dtype}")
     check_split((run.train_indices, run.val_indices), len(run.data))
     done, epochs, steps = run.completed_epochs, run.epochs, run.steps
-    if done > run.config["epochs"]:
-        raise ValueError(f"it has {done} completed epochs but its settings say epochs={run.config['epochs']}")
+    if done > run.config.epochs:
+        raise ValueError(f"it has {done} completed epochs but its settings say epochs={run.config.epochs}")
     if run.diverged_at is not None and (len(run.diverged_at) != 2 or not all(isinstance(i, int)
                                                                               for i in run.diverged_at)):  # fmt: skip
         raise TypeError(f"its diverged_at must be (epoch, step); got {run.diverged_at!r}")
@@ -225,11 +242,11 @@ def _check_history(run: Run) -> None:
     shapes = {run.params(epoch, at).shape for epoch in range(1, done + 1) for at in ("start", "end")}
     if len(shapes) > 1 or any(len(shape) != 1 for shape in shapes):
         raise ValueError(f"its epochs hold weights of different shapes: {sorted(shapes)}")
-    if run.config["track_weights"] and done and run.step_weights().shape != (len(steps), *shapes.pop()):
+    if run.config.track_weights and done and run.step_weights().shape != (len(steps), *shapes.pop()):
         raise ValueError("its weights per step do not match its steps and its weights per epoch")
 
 
-def _optimizer_mismatch(stored, net: nn.Module, config: dict) -> str | None:
+def _optimizer_mismatch(stored, net: nn.Module, config: TrainConfig) -> str | None:
     """How a stored optimizer state differs from the one `config` makes for `net`; None if it fits."""
     optimizer = _stepped_optimizer(net, config)
     reference = optimizer.state_dict()
@@ -239,7 +256,7 @@ def _optimizer_mismatch(stored, net: nn.Module, config: dict) -> str | None:
     if not isinstance(groups, list) or [
         group.get("params") if isinstance(group, dict) else None for group in groups
     ] != [g["params"] for g in reference["param_groups"]]:
-        return f"its parameter groups are not those optimizer={config['optimizer']!r} makes for this model"  # fmt: skip
+        return f"its parameter groups are not those optimizer={config.optimizer!r} makes for this model"
     state = stored["state"]
     if not isinstance(state, dict) or state.keys() != reference["state"].keys():
         return "it holds state for other parameters"
@@ -256,18 +273,18 @@ def _optimizer_mismatch(stored, net: nn.Module, config: dict) -> str | None:
     for group, expected in zip(optimizer.state_dict()["param_groups"], reference["param_groups"], strict=True):
         for key, value in expected.items():
             if key not in group or not _alike(group[key], value):
-                return (f"it says {key}={group.get(key)!r} where optimizer={config['optimizer']!r}, "
-                        f"lr={config['lr']} makes {value!r}")  # fmt: skip
+                return (f"it says {key}={group.get(key)!r} where optimizer={config.optimizer!r}, "
+                        f"lr={config.lr} makes {value!r}")  # fmt: skip
     return None
 
 
-def _stepped_optimizer(net: nn.Module, config: dict) -> torch.optim.Optimizer:
+def _stepped_optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer `config` asks for, after one step of zero gradients on a copy of `net`.
 
     Its state then has every name and shape a trained one has (momentum, Adam's averages).
     """
     copied = copy.deepcopy(net)
-    optimizer = make_optimizer(config["optimizer"], copied, config["lr"])
+    optimizer = make_optimizer(config.optimizer, copied, config.lr)
     for parameter in copied.parameters():
         parameter.grad = torch.zeros_like(parameter)
     optimizer.step()

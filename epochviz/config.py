@@ -1,4 +1,9 @@
-"""`TrainConfig`: the settings of one training run, checked before any training starts."""
+"""`TrainConfig`: the settings of one training run, checked before any training starts.
+
+The same checked object is what the loop trains with, what `run.config` shows and (as plain
+values) what a checkpoint stores. It is frozen: a run that trains for more epochs gets a new
+one from `dataclasses.replace(config, epochs=...)`, which checks it again.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,12 @@ class TrainConfig:
     >>> TrainConfig(epochs=0)
     Traceback (most recent call last):
     ...
-    ValueError: epochs must be 1 or more; got 0.
+    ValueError: epochs must be from 1 to 10,000; got 0.
+    >>> TrainConfig(epochs=3).epochs
+    3
+
+    What to notice: `print(run.config)` lists every setting a run used, defaults included, one a
+    line, so two runs can be compared setting by setting.
     """
 
     model: str | nn.Module = "mlp"  # "mlp", "linear", or your own torch module (copied, never changed)
@@ -72,12 +82,22 @@ class TrainConfig:
     def _set(self, name: str, value) -> None:
         object.__setattr__(self, name, value)  # the dataclass is frozen once checked
 
+    @property
+    def model_name(self) -> str:
+        """The model's name: "mlp", "linear", or the class name of your own module."""
+        return type(self.model).__name__ if isinstance(self.model, nn.Module) else self.model
+
     def as_dict(self) -> dict:
-        """The settings as plain values; a module you passed appears as its class name."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        if isinstance(self.model, nn.Module):
-            values["model"] = type(self.model).__name__
-        return values
+        """The settings as plain values (what a checkpoint stores); your own module appears as its class name."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "model": self.model_name}
+
+    def __repr__(self) -> str:
+        lines = [f"    {setting.name}={_shown(getattr(self, setting.name))}," for setting in fields(self)]
+        return "\n".join(["TrainConfig(", *lines, ")"])
+
+
+def _shown(value) -> str:
+    return f"<your own {type(value).__name__} module>" if isinstance(value, nn.Module) else repr(value)
 
 
 def checkpoint_path(value, name: str = "checkpoint") -> str:

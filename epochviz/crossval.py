@@ -83,5 +83,5 @@ def cross_validate(data: Dataset | str = "moons", k: int = 5, *, reset_between_f
 def _score(run: Run, test: Dataset) -> tuple[float, float]:
     """Loss and accuracy of the run's final model on `test`."""
     device = next(run.model.parameters()).device
-    with torch_threads(run.config["threads"]):  # as many threads as training used: the same numbers
+    with torch_threads(run.config.threads):  # as many threads as training used: the same numbers
         return evaluate(run.model, test.x.to(device), test.y.to(device), loss_function(test.task))

@@ -7,7 +7,7 @@ draws, so a Run loaded from a checkpoint is as good as one fresh from `train`.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import checks
+from .config import TrainConfig
 from .data import Dataset, epoch_order, steps_per_epoch
 
 STEP_COLUMNS = ("epoch", "step", "batch", "batch_size", "samples_seen", "loss", "elapsed_s")
@@ -42,9 +43,10 @@ class Run:
     - `params(epoch, at)`: every parameter as one flat array at the start or end of an epoch.
     - `train_indices` / `val_indices`: rows of `data` in the training / validation split;
       `sample_order(epoch)` says in which order that epoch visited the training rows.
+    - `config`: the checked settings (a frozen TrainConfig): `run.config.batch_size`, `print(run.config)`.
     """
 
-    config: dict  # the arguments train() was called with
+    config: TrainConfig  # the settings train() was called with; a resumed run gets a new one with its epochs
     data: Dataset  # the whole dataset, training and validation rows
     train_indices: np.ndarray  # rows of `data` that are trained on
     val_indices: np.ndarray  # rows of `data` held out to validate (may be empty)
@@ -57,16 +59,24 @@ class Run:
     _epoch_params: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
     _step_weights: list[np.ndarray] = field(default_factory=list, repr=False)
     _tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
-    _training: object | None = field(default=None, repr=False)  # the loop's state, so training can resume
-    _cannot_resume: str = field(default="it holds no training state; resume from its checkpoint file", repr=False)
+    # The loop's live state (train.py's TrainingState: model, optimizer, initial weights, data on the
+    # device), set by `train` so that `resume` can carry this run on in memory. Only train.py reads it;
+    # ask `can_resume` instead. None for views, copies, runs loaded from a file and batched runs.
+    training_state: object | None = field(default=None, repr=False)
+    cannot_resume_because: str = field(default="it holds no training state; resume from its checkpoint file",
+                                       repr=False)  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, such as another run's; got {type(self.config).__name__}.")
 
     def __repr__(self) -> str:
-        done = f"{len(self._epoch_rows)}/{self.config['epochs']} epochs"
+        done = f"{len(self._epoch_rows)}/{self.config.epochs} epochs"
         last = f", train loss {self._epoch_rows[-1]['train_loss']:.3g}" if self._epoch_rows else ""
         status = f", diverged at epoch {self.diverged_at[0]} step {self.diverged_at[1]}" if self.diverged else ""
         return (
-            f"Run({self.data.name}, model={self.config['model']!r}, reset={self.config['reset']!r}, "
-            f"batch_size={self.config['batch_size']}, {done}{last}{status})"
+            f"Run({self.data.name}, model={self.config.model_name!r}, reset={self.config.reset!r}, "
+            f"batch_size={self.config.batch_size}, {done}{last}{status})"
         )
 
     # --- reading -------------------------------------------------------------------------------
@@ -89,6 +99,11 @@ class Run:
         return self.diverged_at is not None
 
     @property
+    def can_resume(self) -> bool:
+        """Whether `resume(run, epochs)` can carry this run on in memory (if not, `cannot_resume_because` says why)."""
+        return self.training_state is not None and not self.diverged
+
+    @property
     def completed_epochs(self) -> int:
         return len(self._epoch_rows)
 
@@ -108,7 +123,7 @@ class Run:
     @property
     def steps_per_epoch(self) -> int:
         """Optimizer steps in one full epoch: ⌈N_train / batch_size⌉, or ⌊…⌋ with drop_last."""
-        return steps_per_epoch(len(self.train_indices), self.config["batch_size"], self.config["drop_last"])
+        return steps_per_epoch(len(self.train_indices), self.config.batch_size, self.config.drop_last)
 
     def params(self, epoch: int, at: str = "end") -> np.ndarray:
         """All parameters as one flat array (a copy), at the 'start' or 'end' of `epoch` (1-based)."""
@@ -120,58 +135,83 @@ class Run:
 
     def step_weights(self) -> np.ndarray:
         """The weights each step's loss was measured at, one row per step (needs `track_weights=True`)."""
-        if not self.config.get("track_weights"):
+        if not self.config.track_weights:
             raise ValueError("this run did not keep its weights per step; train it with track_weights=True.")
         return _concat(self._step_weights)
 
     def sample_order(self, epoch: int) -> np.ndarray:
         """Positions in the training split (0 … N_train−1) in the order epoch `epoch` visited them."""
-        return epoch_order(len(self.train_indices), epoch, seed=self.config["seed"], shuffle=self.config["shuffle"])
+        return epoch_order(len(self.train_indices), epoch, seed=self.config.seed, shuffle=self.config.shuffle)
 
     def first(self, epochs: int) -> Run:
-        """This run as it stood after `epochs` epochs (0 … config["epochs"]): what training for that many gives.
+        """This run as it stood after `epochs` epochs (0 … config.epochs): what training for that many gives.
 
         Training never looks ahead, so the first k epochs of a long run *are* a k-epoch run; the
         explorer uses this to show fewer epochs without training again. `first(0)` is the run
         before its first step: no steps, no epochs, and a model holding the initial weights. A run
         that stopped before its last epoch (it diverged, or is still training) is all there is of
-        any longer one: `first` of more epochs than it completed gives the whole run.
+        any longer one: `first` of more epochs than it completed gives the whole run. The result is
+        a copy that shares nothing changeable with this run (history, tables, model): training
+        this run on leaves it as it was.
 
         >>> from epochviz import train
         >>> run = train("moons", epochs=3)
         >>> run.first(2).completed_epochs, run.first(0).total_steps
         (2, 0)
         """
-        epochs = checks.whole("epochs", epochs, minimum=0, maximum=max(self.completed_epochs, self.config["epochs"]))
+        epochs = checks.whole("epochs", epochs, minimum=0, maximum=max(self.completed_epochs, self.config.epochs))
         epochs = min(epochs, self.completed_epochs)
-        shorter = copy.copy(self)
-        shorter.config = {**self.config, "epochs": epochs}
-        shorter.diverged_at = self.diverged_at if epochs == self.completed_epochs else None
-        stop = None if shorter.diverged else epochs
-        shorter._step_chunks = self._step_chunks[:stop]
-        shorter._step_weights = self._step_weights[:stop]
-        shorter._epoch_rows = self._epoch_rows[:epochs]
-        shorter._epoch_params = self._epoch_params[:epochs]
-        shorter._tables = {}
-        shorter._training = None  # a view of the past cannot be continued; its full run can
-        shorter._cannot_resume = f"it is a view from run.first({epochs}); resume the full run"
-        if epochs < self.completed_epochs and self.model is not None:
-            at = self._epoch_params[epochs - 1][1] if epochs else self._epoch_params[0][0]  # first(0): w₀
-            shorter.model = _with_parameters(self.model, at)
-        return shorter
+        diverged_at = self.diverged_at if epochs == self.completed_epochs else None
+        return self._copy(
+            epochs=epochs,
+            steps=None if diverged_at else epochs,  # a divergence adds the steps of the epoch it stopped in
+            config=replace(self.config, epochs=max(epochs, 1)),  # first(0) too is the start of a 1-epoch run
+            model=self._model_after(epochs),
+            diverged_at=diverged_at,
+            cannot_resume_because=f"it is a view from run.first({epochs}); resume the full run",
+        )
 
     def stretched(self, factor: float) -> Run:
         """This run as a machine `factor` times slower would have timed it: same losses, more seconds.
 
         Only the clock changes. A slower machine does the very same epochs with the very same
-        numbers; it just takes longer. (Used to simulate hardware we do not have.)
+        numbers; it just takes longer. (Used to simulate hardware we do not have.) The result is
+        a copy that shares nothing changeable with this run.
         """
-        slower = copy.copy(self)
-        slower._step_chunks = [{**chunk, "elapsed_s": chunk["elapsed_s"] * factor} for chunk in self._step_chunks]
-        slower._epoch_rows = [{**row, "elapsed_s": row["elapsed_s"] * factor} for row in self._epoch_rows]
-        slower._tables, slower._training = {}, None
-        slower._cannot_resume = "it is a re-timed copy from run.stretched(); resume the run it came from"
+        slower = self._copy(
+            epochs=None,
+            steps=None,
+            model=self._model_after(self.completed_epochs),
+            cannot_resume_because="it is a re-timed copy from run.stretched(); resume the run it came from",
+        )
+        for record in [*slower._step_chunks, *slower._epoch_rows]:
+            record["elapsed_s"] = record["elapsed_s"] * factor
         return slower
+
+    def _copy(self, *, epochs: int | None, steps: int | None, **changes) -> Run:
+        """A copy holding this run's first `epochs` epochs and first `steps` epochs of steps (None: all), with
+        its own lists, arrays and tables; only the dataset and the frozen settings, which never change, are shared.
+        It cannot resume: the loop's state belongs to this run alone."""
+        return replace(
+            self,
+            train_indices=self.train_indices.copy(),
+            val_indices=self.val_indices.copy(),
+            _step_chunks=[{name: part.copy() for name, part in chunk.items()} for chunk in self._step_chunks[:steps]],
+            _epoch_rows=[dict(row) for row in self._epoch_rows[:epochs]],
+            _epoch_params=[(start.copy(), end.copy()) for start, end in self._epoch_params[:epochs]],
+            _step_weights=[weights.copy() for weights in self._step_weights[:steps]],
+            _tables={},
+            training_state=None,
+            **changes,
+        )
+
+    def _model_after(self, epochs: int) -> nn.Module | None:
+        """A copy of the model holding its weights after `epochs` epochs (0: the initial weights)."""
+        if self.model is None:
+            return None
+        if epochs == self.completed_epochs and (self.diverged or not epochs):  # weights the record does not hold
+            return copy.deepcopy(self.model)
+        return _with_parameters(self.model, self._epoch_params[epochs - 1][1] if epochs else self._epoch_params[0][0])
 
     # --- writing (the training loop's side) ----------------------------------------------------
 
@@ -222,7 +262,7 @@ class Run:
         """The whole record as tensors, numbers and strings: safe for `torch.load(weights_only=True)`."""
         chunks = [{name: torch.as_tensor(values) for name, values in chunk.items()} for chunk in self._step_chunks]
         return {
-            "config": dict(self.config),
+            "config": self.config.as_dict(),
             "train_indices": torch.as_tensor(self.train_indices),
             "val_indices": torch.as_tensor(self.val_indices),
             "diverged_at": list(self.diverged_at) if self.diverged else None,
@@ -233,14 +273,14 @@ class Run:
         }
 
     @classmethod
-    def from_state(cls, state: dict, data: Dataset, model: nn.Module | None = None) -> Run:
-        """Rebuild a Run from `to_state()`'s output and the dataset it was trained on."""
+    def from_state(cls, state: dict, data: Dataset, config: TrainConfig) -> Run:
+        """Rebuild a Run from `to_state()`'s output, the dataset it was trained on and its settings, checked
+        from `state["config"]` (a module of your own, stored by its class name, is yours to give back)."""
         run = cls(
-            config=dict(state["config"]),
+            config=config,
             data=data,
             train_indices=state["train_indices"].numpy(),
             val_indices=state["val_indices"].numpy(),
-            model=model,
             diverged_at=tuple(state["diverged_at"]) if state["diverged_at"] else None,
         )
         run._step_chunks = [{name: values.numpy() for name, values in chunk.items()} for chunk in state["step_chunks"]]
@@ -256,8 +296,12 @@ def _concat(chunks) -> np.ndarray:
 
 
 def _with_parameters(model: nn.Module, flat: np.ndarray) -> nn.Module:
-    """A copy of `model` holding the parameters in `flat`."""
+    """A copy of `model` holding the parameters in `flat`.
+
+    Its parameters become views of the vector given to `vector_to_parameters`, so that vector is
+    a copy of `flat` (`torch.tensor`, not `as_tensor`): changing the model must not change the record.
+    """
     copied = copy.deepcopy(model)
-    torch.nn.utils.vector_to_parameters(torch.as_tensor(flat).to(next(copied.parameters()).device),
+    torch.nn.utils.vector_to_parameters(torch.tensor(flat, device=next(copied.parameters()).device),
                                         copied.parameters())  # fmt: skip
     return copied

@@ -40,7 +40,7 @@ def summarize(runs: Run | Sequence[Run] | Mapping[str, Run]) -> pd.DataFrame:
         epochs = run.epochs
         rows.append({
             "run": label,
-            "reset": run.config["reset"],
+            "reset": run.config.reset,
             "epochs": run.completed_epochs,
             "steps_per_epoch": run.steps_per_epoch,
             "samples_per_epoch": int(epochs.samples_seen.iloc[0]) if len(epochs) else 0,

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from . import checkpoint, checks
 from .config import TrainConfig, checkpoint_path, resolve_device
 from .data import Dataset, as_dataset, check_full_batch, epoch_order, epoch_seed, split_rows
 from .memory import check_fits, check_weight_store, from_device_error
-from .models import MODELS, build, flat_parameters, fresh_weights
+from .models import build, flat_parameters, fresh_weights
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
 from .policies import POLICIES
 from .run import Run
@@ -31,7 +31,10 @@ from .run import Run
 
 @dataclass
 class TrainingState:
-    """What the loop needs to carry on: the model, its optimizer, and the tensors it trains on."""
+    """What the loop needs to carry on: the model, its optimizer, and the tensors it trains on.
+
+    A run that can carry on holds one in `run.training_state`; only this module reads it.
+    """
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -93,7 +96,7 @@ def train(
     if config.memory_budget_mb is not None:  # a simulated device: refuse a step that would not fit
         batch = min(config.batch_size, len(train_rows))
         check_fits(net, data, batch, config.accumulate, config.optimizer, config.memory_budget_mb)
-    run = Run(config=config.as_dict(), data=data, train_indices=train_rows, val_indices=val_rows)
+    run = Run(config=config, data=data, train_indices=train_rows, val_indices=val_rows)
     _attach(run, net, target)
     return _train_until(run, config.epochs, on_epoch)
 
@@ -102,8 +105,10 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
            model: nn.Module | None = None, device: str = "auto") -> Run:  # fmt: skip
     """Carry on training until `epochs` epochs in total, from a checkpoint file or a Run in memory.
 
-    A Run in memory carries on in place (like calling `fit` again) and is returned; a checkpoint
-    gives a new Run that keeps saving to the same file. `model` is needed only when the run
+    A Run in memory carries on in place (like calling `fit` again): the same object is returned,
+    with more epochs and `run.config.epochs` raised to `epochs`; views and copies made of it
+    before (`first`, `stretched`) stay as they were. A checkpoint gives a new Run that keeps
+    saving to the same file and trains on `device`. `model` is needed only when the run
     trained your own module: pass one of the same architecture to load the weights into.
 
     >>> run = train("moons", epochs=3)
@@ -119,20 +124,19 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
                         f"got {type(model).__name__}.")  # fmt: skip
     if isinstance(source, Run):
         run = source
-        if run._training is None:
-            raise ValueError(f"this Run cannot resume: {run._cannot_resume}.")
+        if run.training_state is None:
+            raise ValueError(f"this Run cannot resume: {run.cannot_resume_because}.")
         if model is not None:
             raise ValueError("model is only for resuming from a checkpoint file; a Run carries on with its own model.")
     elif isinstance(source, (str, os.PathLike)):
-        saved = checkpoint.load(source)
+        saved = checkpoint.load(source, model=model)
         run = saved["run"]
-        if run.config["model"] not in MODELS and model is None:
-            raise ValueError(f"{os.fspath(source)!r} trained a custom {run.config['model']}; pass model=<a new one>.")
-        net = build(model if model is not None else run.config["model"], run.data, run.config["seed"])
+        net = build(run.config.model, run.data, run.config.seed)
         checkpoint.check_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
+        # it trains on `device` and keeps saving where it was read from
+        run.config = replace(run.config, device=device, checkpoint=checkpoint_path(source, "source"))
         _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"])
-        run.config["checkpoint"] = checkpoint_path(source, "source")  # it keeps saving where it was read from
     else:
         raise TypeError(f"source must be a checkpoint file path or a Run; got {type(source).__name__}.")
     epochs = checks.whole("epochs", epochs, minimum=run.completed_epochs, maximum=checks.MAX_EPOCHS)
@@ -145,14 +149,14 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
             optimizer_state: dict | None = None) -> None:  # fmt: skip
     """Give `run` what the loop needs to train it: the model on `device`, its optimizer and its data."""
     net = net.to(device)
-    optimizer = make_optimizer(run.config["optimizer"], net, run.config["lr"])
+    optimizer = make_optimizer(run.config.optimizer, net, run.config.lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     if initial_weights is None:
         initial_weights = {name: value.clone() for name, value in net.state_dict().items()}
     rows, held_out = torch.as_tensor(run.train_indices), torch.as_tensor(run.val_indices)
     run.model = net
-    run._training = TrainingState(
+    run.training_state = TrainingState(
         model=net,
         optimizer=optimizer,
         initial_weights={name: value.to(device) for name, value in initial_weights.items()},
@@ -165,25 +169,25 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
 
 def _train_until(run: Run, epochs: int, on_epoch: Callable[[Run], None] | None) -> Run:
     checks.function("on_epoch", on_epoch)
-    if run.config["track_weights"]:  # refuse before training a store of weights that would not fit in memory
-        check_weight_store(run._training.model, run.total_steps + (epochs - run.completed_epochs) * run.steps_per_epoch)
-    run.config["epochs"] = epochs
+    state = run.training_state
+    if run.config.track_weights:  # refuse before training a store of weights that would not fit in memory
+        check_weight_store(state.model, run.total_steps + (epochs - run.completed_epochs) * run.steps_per_epoch)
+    run.config = replace(run.config, epochs=epochs)
     try:
-        with torch_threads(run.config.get("threads", 1)), _global_randomness(run):
-            return _train_epochs(run, run._training, range(run.completed_epochs + 1, epochs + 1), on_epoch)
+        with torch_threads(run.config.threads), _global_randomness(run):
+            return _train_epochs(run, state, range(run.completed_epochs + 1, epochs + 1), on_epoch)
     except torch.OutOfMemoryError as error:  # a real device ran out: say so in the learner's terms
-        device = run._training.x.device
-        raise from_device_error(error, device, run.config["batch_size"]) from error
+        raise from_device_error(error, state.x.device, run.config.batch_size) from error
 
 
 def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Callable[[Run], None] | None) -> Run:
     """The loop itself: each epoch is one full pass over the training samples, in batches."""
     config = run.config
-    policy = POLICIES[config["reset"]]
+    policy = POLICIES[config.reset]
     loss_of = loss_function(run.data.task)
     model, n = state.model, len(state.x)
-    batch_size, pieces, keep_weights = config["batch_size"], config["accumulate"], config["track_weights"]
-    own_module = config["model"] not in MODELS  # it may draw random numbers (dropout) from torch's generator
+    batch_size, pieces, keep_weights = config.batch_size, config.accumulate, config.track_weights
+    own_module = isinstance(config.model, nn.Module)  # it may draw random numbers (dropout) from torch's generator
     started = time.perf_counter() - run.elapsed_s  # a resumed run keeps counting where it stopped
     model.train()
 
@@ -192,18 +196,18 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if epoch > 1 and policy.weights == "initial":
             model.load_state_dict(state.initial_weights)
         if epoch > 1 and policy.weights == "fresh":
-            model.load_state_dict(fresh_weights(model, epoch_seed(config["seed"], epoch)))
+            model.load_state_dict(fresh_weights(model, epoch_seed(config.seed, epoch)))
         if epoch > 1 and policy.optimizer:
-            state.optimizer = make_optimizer(config["optimizer"], model, config["lr"])
+            state.optimizer = make_optimizer(config.optimizer, model, config.lr)
         optimizer = state.optimizer
         if own_module:  # its random draws depend on (seed, epoch) alone, like the order: a resumed run draws the same
-            torch.manual_seed(epoch_seed(config["seed"], epoch))
+            torch.manual_seed(epoch_seed(config.seed, epoch))
         start = flat_parameters(model)
 
         # one pass over the training data: a fresh order, cut into batches
-        order = torch.from_numpy(epoch_order(n, epoch, seed=config["seed"], shuffle=config["shuffle"]))
+        order = torch.from_numpy(epoch_order(n, epoch, seed=config.seed, shuffle=config.shuffle))
         batches = list(order.to(state.x.device).split(batch_size))
-        if config["drop_last"] and len(batches[-1]) < batch_size:
+        if config.drop_last and len(batches[-1]) < batch_size:
             batches.pop()
         losses, outputs, weights, elapsed = [], [], [], []
         for batch in batches:
@@ -249,8 +253,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
             end=end.cpu().numpy(),
             elapsed_s=time.perf_counter() - started,
         )
-        if config["checkpoint"]:
-            checkpoint.save(config["checkpoint"], run, model.state_dict(), optimizer.state_dict(),
+        if config.checkpoint:
+            checkpoint.save(config.checkpoint, run, model.state_dict(), optimizer.state_dict(),
                             state.initial_weights)  # fmt: skip
         if on_epoch is not None:
             on_epoch(run)
@@ -276,10 +280,10 @@ def _global_randomness(run: Run) -> Iterator[None]:
     is restored afterwards, so your own random numbers carry on as if nothing had trained.
     The models epochviz builds draw nothing while training and need none of this.
     """
-    if run.config["model"] in MODELS:
+    if not isinstance(run.config.model, nn.Module):
         yield
         return
-    device = run._training.x.device
+    device = run.training_state.x.device
     with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         yield
 

@@ -38,7 +38,7 @@ def sliding_epochs(run: Run, width: int | None = None) -> pd.DataFrame:
         raise TypeError(f"run must be a Run (from epochviz.train); got {type(run).__name__}.")
     steps = run.steps
     # samples in one full epoch, from the run's settings: its epoch 1 may have diverged part way, or never begun
-    per_epoch = min(len(run.train_indices), run.steps_per_epoch * run.config["batch_size"])
+    per_epoch = min(len(run.train_indices), run.steps_per_epoch * run.config.batch_size)
     width = per_epoch if width is None else checks.whole("width", width, minimum=1, maximum=checks.MAX_SAMPLES)
     ends = steps.samples_seen.to_numpy()
     # every sample carries its batch's mean loss, so the running total grows linearly within a batch

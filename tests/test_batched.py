@@ -51,7 +51,7 @@ def test_every_reset_policy_and_optimizer_with_its_own_seed_and_lr_matches_train
         for optimizer in ("sgd", "momentum", "adam")
     ]
     runs = assert_each_equals_train(MOONS, variants, epochs=3, batch_size=16)
-    resets = {run.config["reset"]: run for run in runs if run.config["optimizer"] == "momentum"}
+    resets = {run.config.reset: run for run in runs if run.config.optimizer == "momentum"}
     np.testing.assert_array_equal(resets["weights"].params(3, "start"), resets["weights"].params(1, "start"))
     assert not np.array_equal(resets["never"].params(3, "start"), resets["never"].params(1, "start"))
 
@@ -60,7 +60,7 @@ def test_every_reset_policy_and_optimizer_with_its_own_seed_and_lr_matches_train
 def test_regression_with_a_linear_model_matches_train_with_and_without_validation(val_fraction):
     variants = [{"seed": 0}, {"seed": 4, "lr": 0.1, "optimizer": "momentum", "reset": "optimizer"}]
     runs = assert_each_equals_train(LINE, variants, model="linear", epochs=3, lr=0.05, val_fraction=val_fraction)
-    assert [run.config["lr"] for run in runs] == [0.05, 0.1]  # a variant overrides what is shared
+    assert [run.config.lr for run in runs] == [0.05, 0.1]  # a variant overrides what is shared
     assert runs[0].params(1, "start").shape == (2,)  # slope and intercept
     assert np.isnan(runs[0].epochs.train_accuracy).all()
     assert np.isnan(runs[0].epochs.val_loss).all() == (val_fraction == 0)
@@ -82,7 +82,7 @@ def test_drop_last_and_one_split_per_variant_match_train():
 
 def test_each_run_holds_its_final_model_and_reports_each_epoch():
     seen = []
-    runs = train_many(MOONS, [{"seed": 0}, {"seed": 1}], epochs=2, on_epoch=lambda run: seen.append(run.config["seed"]))
+    runs = train_many(MOONS, [{"seed": 0}, {"seed": 1}], epochs=2, on_epoch=lambda run: seen.append(run.config.seed))
     assert seen == [0, 1, 0, 1]
     for run in runs:
         np.testing.assert_array_equal(flat_parameters(run.model).numpy(), run.params(2, "end"))

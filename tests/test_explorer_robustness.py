@@ -101,7 +101,7 @@ def assert_shows_the_controls(widget: RunExplorer) -> None:
     assert "epochviz-error" not in widget.message.value
     np.testing.assert_allclose(_epoch_trace(widget.figure).y, expected.epochs.train_loss)
     np.testing.assert_allclose(widget.run.epochs.train_loss, expected.epochs.train_loss)
-    assert {name: widget.run.config[name] for name in ("batch_size", "lr", "reset", "seed")} == {
+    assert {name: getattr(widget.run.config, name) for name in ("batch_size", "lr", "reset", "seed")} == {
         name: values[name] for name in ("batch_size", "lr", "reset", "seed")
     }
     assert widget.run.data.name == values["dataset"]
@@ -209,7 +209,7 @@ def test_a_setting_left_before_it_ran_neither_trains_nor_shows_its_error(gated):
     widget.controls["batch_size"].value = 16  # cached: drawn at once
     gate.release()
     widget.wait()
-    assert widget.message.value == "" and widget.run.config["batch_size"] == 16
+    assert widget.message.value == "" and widget.run.config.batch_size == 16
 
 
 # --- 2. switching the dataset keeps the batch size ----------------------------------------------
@@ -235,7 +235,7 @@ def test_a_new_dataset_keeps_the_batch_size_when_it_fits_and_says_so_when_it_can
     widget.wait()
     n_train = _n_train(after)
     expected = n_train if was_full or batch_size >= n_train else batch_size
-    assert widget.controls["batch_size"].value == expected == widget.run.config["batch_size"]
+    assert widget.controls["batch_size"].value == expected == widget.run.config.batch_size
     assert trained == [expected], "only the setting the learner sees is trained, never a passing batch size"
     assert widget.controls["dataset"].value == after == widget.run.data.name
     assert "epochviz-error" not in widget.message.value
@@ -315,7 +315,7 @@ def test_the_small_explorers_refuse_a_bad_argument_by_name(make, argument, value
 def test_the_edges_of_every_range_are_accepted_as_they_are():
     widget = explorer("moons", epochs=1, lr=1e-4, seed=checks.MAX_SEED, batch_size=48)
     assert widget.controls["lr"].value == 1e-4 and widget.controls["seed"].value == checks.MAX_SEED
-    assert widget.controls["batch_size"].value == 48 == widget.run.config["batch_size"]  # not rounded to 32 or 64
+    assert widget.controls["batch_size"].value == 48 == widget.run.config.batch_size  # not rounded to 32 or 64
     widget = explorer("line", epochs=1, lr=10**1.5, batch_size=5_000)  # larger than the training set: one full batch
     assert widget.controls["batch_size"].value == 160 and widget.run.steps_per_epoch == 1
 
@@ -370,5 +370,5 @@ def test_a_slow_setting_trains_in_the_background_and_a_change_stops_it(monkeypat
     finally:
         released.set()
         widget.wait()
-    assert trained.count(1) <= 2 and widget.run.config["batch_size"] == 256 and widget.run.completed_epochs == 20
+    assert trained.count(1) <= 2 and widget.run.config.batch_size == 256 and widget.run.completed_epochs == 20
     assert widget.message.value == ""

@@ -83,8 +83,8 @@ def test_a_checkpoint_path_with_a_tilde_lands_in_the_home_folder(tmp_path, monke
     monkeypatch.chdir(work)
     run = ev.train(TINY, checkpoint="~/runs/c.pt", **SMALL)
     assert (home / "runs" / "c.pt").is_file() and not (work / "~").exists()
-    assert run.config["checkpoint"] == str(home / "runs" / "c.pt")
-    assert ev.resume("~/runs/c.pt", epochs=2).config["checkpoint"] == str(home / "runs" / "c.pt")
+    assert run.config.checkpoint == str(home / "runs" / "c.pt")
+    assert ev.resume("~/runs/c.pt", epochs=2).config.checkpoint == str(home / "runs" / "c.pt")
     assert ev.resume(home / "runs" / "c.pt", epochs=3).completed_epochs == 3  # the resumed run saved there too
     assert not (work / "~").exists()
 

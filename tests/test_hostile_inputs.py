@@ -312,7 +312,7 @@ def test_every_function_on_a_run_with_no_steps_gives_an_empty_result(name):
     assert len(windows) == 0 and list(windows.columns) == list(plots.claims.WINDOW_COLUMNS)
     figures = [plots.sliding_epochs(windows, run), plots.weights_over_epochs(run), plots.sample_orders(run)]
     figures += [plots.loss_curves(run, x=x) for x in ("epoch", "step", "samples", "seconds")]
-    if run.config["model"] == "linear":
+    if run.config.model == "linear":
         figures.append(plots.loss_landscape(run))
     assert all(isinstance(figure, go.Figure) for figure in figures)
     assert len(ev.summarize(run)) == 1 and run.first(0).total_steps == 0

@@ -1,6 +1,7 @@
 """The figures show what the runs recorded: right traces, right places, right words."""
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -152,7 +153,7 @@ def test_long_step_traces_are_thinned_but_epoch_values_stay_exact(runs):
 
 def _synthetic_run(like: Run, *, epochs: int, steps_per_epoch: int) -> Run:
     """A Run written through its own recording API: many steps without training them."""
-    run = Run(config={**like.config, "batch_size": 1, "epochs": epochs}, data=like.data,
+    run = Run(config=replace(like.config, batch_size=1, epochs=epochs), data=like.data,
               train_indices=np.arange(steps_per_epoch), val_indices=like.val_indices)  # fmt: skip
     rng = np.random.default_rng(0)
     for epoch in range(1, epochs + 1):

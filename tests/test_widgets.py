@@ -97,7 +97,7 @@ def test_weights_reset_draws_the_saw_tooth(small):
     first_batches = steps[steps.batch == 1].loss.to_numpy()
     last_batches = steps[steps.batch == steps.batch.max()].loss.to_numpy()
     assert (first_batches[1:] > last_batches[:-1] + 0.02).all(), "each epoch should jump back up"
-    assert small.run.config["reset"] == "weights"
+    assert small.run.config.reset == "weights"
 
 
 def test_compare_overlays_every_reset_mode(small):

@@ -54,9 +54,9 @@ def weight_path(run: Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     ends = np.arange(1, run.completed_epochs + 1)
     full = np.full(len(ends), run.steps_per_epoch)
-    if run.total_steps == 0 or not (len(ends) or run.config.get("track_weights")):
+    if run.total_steps == 0 or not (len(ends) or run.config.track_weights):
         return np.array([]), np.array([]), np.empty((0, 0))  # diverged before anything could be drawn
-    if run.config.get("track_weights"):
+    if run.config.track_weights:
         epoch = np.concatenate([run.steps["epoch"].to_numpy(), ends])
         done = np.concatenate([run.steps["batch"].to_numpy() - 1, full])
         weights = np.vstack([run.step_weights(), *(run.params(k, "end") for k in ends)])

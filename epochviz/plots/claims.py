@@ -178,7 +178,7 @@ def sliding_epochs(windows: pd.DataFrame, run: Run | None = None) -> go.Figure:
     coverage, boundary = windows["coverage"].to_numpy(), windows["at_boundary"].to_numpy(dtype=bool)
     kept = decimate(loss)
     window = f"the last {width:,} samples" if width else "the window"
-    colour = series_colours([None if run is None else run.config["reset"]])[0]
+    colour = series_colours([None if run is None else run.config.reset])[0]
     traces = [
         {
             "type": "scatter", "mode": "lines", "name": "loss over a sliding window", "x": seen[kept],

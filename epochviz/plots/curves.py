@@ -47,7 +47,7 @@ def loss_curves(
     checks.flag("show_steps", show_steps)
     checks.flag("show_validation", show_validation)
     named = named_runs(runs)
-    colours = series_colours([run.config["reset"] for _, run in named])
+    colours = series_colours([run.config.reset for _, run in named])
     traces, notes = [], []
     for (label, run), colour in zip(named, colours, strict=True):
         if show_steps:
@@ -84,7 +84,7 @@ def weights_over_epochs(runs: Run | Sequence[Run] | Mapping[str, Run], *, title:
     to 0 at every edge: each epoch starts over, so no epoch gets further than the first.
     """
     named = named_runs(runs)
-    colours = series_colours([run.config["reset"] for _, run in named])
+    colours = series_colours([run.config.reset for _, run in named])
     traces = [_distance_trace(run, label, colour) for (label, run), colour in zip(named, colours, strict=True)]
     marks = epoch_marks(epoch_edges(named[0][1], "epoch"))
     figure = layout(title=title, x_title="epoch", y_title="distance from the initial weights (L2)", shapes=marks)
@@ -111,11 +111,12 @@ def named_runs(runs: Run | Sequence[Run] | Mapping[str, Run]) -> list[tuple[str,
 
 def _labels(runs: list[Run]) -> list[str]:
     """Each run's reset mode, or, when two share one, the settings that tell the runs apart."""
-    labels = [f"reset: {run.config['reset']}" for run in runs]
+    labels = [f"reset: {run.config.reset}" for run in runs]
     if len(set(labels)) == len(labels):
         return labels
-    differing = [key for key in runs[0].config if any(run.config.get(key) != runs[0].config[key] for run in runs)]
-    labels = [", ".join(f"{key}={run.config[key]}" for key in differing) for run in runs]
+    settings = [run.config.as_dict() for run in runs]  # plain values: your own module by its class name
+    differing = [name for name in settings[0] if any(each[name] != settings[0][name] for each in settings)]
+    labels = [", ".join(f"{name}={each[name]}" for name in differing) for each in settings]
     return labels if differing and len(set(labels)) == len(labels) else [f"run {i}" for i in range(1, len(runs) + 1)]
 
 
@@ -194,12 +195,12 @@ def _distance_trace(run: Run, label: str, colour: str) -> dict:
     distance = np.linalg.norm(weights - weights[:1], axis=1)
     x = epoch - 1 + done / run.steps_per_epoch
     kept = decimate(distance)
-    tracked = bool(run.config.get("track_weights"))
+    tracked = bool(run.config.track_weights)
     return {
         "type": "scatter", "mode": "lines" if tracked else "lines+markers", "name": label, "legendgroup": label,
         "x": x[kept], "y": distance[kept],
         "customdata": np.column_stack([epoch, done, np.full(len(epoch), run.steps_per_epoch)])[kept],
-        "line": {"color": colour, "width": EPOCH_LINE_WIDTH, "dash": POLICIES[run.config["reset"]].dash},
+        "line": {"color": colour, "width": EPOCH_LINE_WIDTH, "dash": POLICIES[run.config.reset].dash},
         "marker": {"color": colour, "size": 8},
         "hovertemplate": "epoch %{customdata[0]}, after %{customdata[1]} of %{customdata[2]} batches<br>"
                          f"distance from the initial weights %{{y:.3g}}<extra>{label}</extra>",

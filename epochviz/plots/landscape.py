@@ -38,19 +38,19 @@ def loss_landscape(run: Run, *, resolution: int = 60) -> go.Figure:
     checks.whole("resolution", resolution, minimum=10, maximum=400)
     if not isinstance(run, Run):
         raise TypeError(f"run must be a Run (from epochviz.train); got {type(run).__name__}.")
-    if not (run.config["model"] == "linear" and run.data.task == "regression" and run.data.features == 1):
+    if not (run.config.model == "linear" and run.data.task == "regression" and run.data.features == 1):
         raise ValueError(
             f"loss_landscape draws a model='linear' run on a one-feature regression dataset such as 'line' "
-            f"(two parameters: slope and intercept); this run is model={run.config['model']!r} on "
+            f"(two parameters: slope and intercept); this run is model={run.config.model_name!r} on "
             f"{run.data.name!r} ({run.data.features} feature(s), {run.data.task})."
         )
-    if not run.config.get("track_weights"):
+    if not run.config.track_weights:
         raise ValueError("loss_landscape needs the weights of every step: train the run with track_weights=True.")
     bowl = Bowl.of(run)
     epoch, done, path = weight_path(run)
     path, best = path.reshape(-1, 2), bowl.best()  # a run with no steps (diverged at once, first(0)) has no path
     slopes, intercepts = _grid(np.vstack([path, best]), resolution)
-    colour, middle = series_colours([run.config["reset"]])[0], (slopes[0] + slopes[-1]) / 2
+    colour, middle = series_colours([run.config.reset])[0], (slopes[0] + slopes[-1]) / 2
     finish = (
         f"end after {run.completed_epochs} epochs" if not run.diverged else f"diverged in epoch {run.diverged_at[0]}"
     )
@@ -67,7 +67,7 @@ def loss_landscape(run: Run, *, resolution: int = 60) -> go.Figure:
             "customdata": np.column_stack([epoch, done, np.full(len(epoch), run.steps_per_epoch),
                                            bowl.loss(path[:, 0], path[:, 1])]),
             "line": {"color": translucent(colour, 0.5), "width": 1.5},
-            "marker": {"color": epoch, "colorscale": shades(colour), "cmin": 1, "cmax": max(run.config["epochs"], 2),
+            "marker": {"color": epoch, "colorscale": shades(colour), "cmin": 1, "cmax": max(run.config.epochs, 2),
                        "size": 9, "colorbar": {"title": {"text": "epoch"}, "thickness": 15}},
             "hovertemplate": "epoch %{customdata[0]}, after %{customdata[1]} of %{customdata[2]} batches<br>"
                              "a %{x:.3f}, b %{y:.3f}<br>loss on the training rows %{customdata[3]:.3g}<extra></extra>",

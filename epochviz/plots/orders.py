@@ -62,9 +62,9 @@ def sample_orders(runs: Run | Sequence[Run] | Mapping[str, Run], epochs: int = 3
 
 def _batches(run: Run) -> str:
     """How one epoch of `run` is cut: "320 training samples → 7 batches per epoch (6 of 50, 1 of 20)"."""
-    n, size = len(run.train_indices), run.config["batch_size"]
+    n, size = len(run.train_indices), run.config.batch_size
     full, rest = divmod(n, size)
-    if rest and not run.config["drop_last"]:
+    if rest and not run.config.drop_last:
         sizes = f"{full} of {size}, 1 of {rest}" if full else f"1 of {rest}"
     else:
         sizes = f"each of {size}" + (f"; the last {rest} samples dropped" if rest else "")
@@ -75,7 +75,7 @@ def _batches(run: Run) -> str:
 def _order_heatmap(run: Run, epochs: int, label: str, largest: int, *, colour_bar: bool) -> dict:
     started = run.completed_epochs + run.diverged  # a diverged run stopped inside the epoch after the last complete one
     shown = range(1, min(epochs, max(started, 1)) + 1)
-    n, size = len(run.train_indices), run.config["batch_size"]
+    n, size = len(run.train_indices), run.config.batch_size
     visited = run.steps_per_epoch * size  # with drop_last, the positions after this are never visited
     orders = np.array([run.sample_order(epoch) for epoch in shown], dtype=float)
     orders[:, visited:] = np.nan
@@ -95,4 +95,4 @@ def _batch_cuts(run: Run) -> np.ndarray:
     steps = run.steps_per_epoch
     if steps > BOUNDARY_LIMIT:
         return np.array([])
-    return np.arange(1, steps) * run.config["batch_size"] + 0.5
+    return np.arange(1, steps) * run.config.batch_size + 0.5

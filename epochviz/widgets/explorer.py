@@ -154,7 +154,7 @@ class RunExplorer(Explorer):
             grown: dict[str, Run] = {}
 
             def each_epoch(run: Run) -> None:
-                grown[run.config["reset"]] = run
+                grown[run.config.reset] = run
                 partial(dict(grown))
 
             runs = train_many(data, [{"reset": mode} for mode in RESETS], on_epoch=each_epoch,
@@ -162,7 +162,7 @@ class RunExplorer(Explorer):
             return dict(zip(RESETS, runs, strict=True))
         mode = values["reset"]
         earlier = (cached or {}).get(mode)
-        if earlier is not None and earlier._training is not None and not earlier.diverged:
+        if earlier is not None and earlier.can_resume:
             # more epochs of a run already trained: carry on from where it stopped
             return {mode: resume(earlier, values["epochs"], on_epoch=lambda run: partial({mode: run}))}
         run = train(data, reset=mode, on_epoch=lambda run: partial({mode: run}), **settings, **self.train_args)
@@ -272,7 +272,7 @@ class RunExplorer(Explorer):
         """Optimizer steps that `request` still needs: a run already trained in part only resumes."""
         values = request.values
         earlier = None if values["compare"] else (self._cache.get(request.key) or {}).get(values["reset"])
-        done = earlier.completed_epochs if earlier is not None and earlier._training is not None else 0
+        done = earlier.completed_epochs if earlier is not None and earlier.can_resume else 0
         return max(values["epochs"] - done, 0) * self._steps_per_epoch(values)
 
     def _noted(self, status: str) -> str:

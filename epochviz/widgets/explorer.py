@@ -17,6 +17,7 @@ from .. import checks, plots
 from ..batched import train_many
 from ..config import TrainConfig
 from ..data import Dataset, load, steps_per_epoch, train_validation_split
+from ..objectives import OPTIMIZER_LABELS
 from ..policies import RESETS
 from ..run import Run
 from ..train import resume, train
@@ -312,7 +313,7 @@ def _button(label: str, tooltip: str, icon: str) -> widgets.Button:
 
 
 def _title(values: dict) -> str:
-    optimizer = make.OPTIMIZER_LABELS[values["optimizer"]]
+    optimizer = OPTIMIZER_LABELS[values["optimizer"]]
     return f"{values['dataset']} · batch {values['batch_size']} · {optimizer}, learning rate {values['lr']:.3g}"
 
 

@@ -18,7 +18,16 @@ from .. import checks
 from ..crossval import CrossValidation
 from ..memory import MB, Footprint
 from ..run import Run
-from .style import EPOCH_LINE_WIDTH, OTHER_COLOURS, decimate, epoch_marks, layout, series_colours, translucent
+from .style import (
+    EPOCH_LINE_WIDTH,
+    LOSS_TITLES,
+    OTHER_COLOURS,
+    decimate,
+    epoch_marks,
+    layout,
+    series_colours,
+    translucent,
+)
 
 MEMORY_PARTS = {  # Footprint field → (legend name, colour)
     "params": ("parameters", OTHER_COLOURS[0]),
@@ -138,8 +147,7 @@ def cross_validation(results: CrossValidation | Mapping[str, CrossValidation]) -
             "hovertemplate": "fold %{x}<br>test loss %{y:.3g}" + hover,
         })  # fmt: skip
     task = named[0][1].runs[0].data.task if named[0][1].runs else None
-    y_title = {"classification": "loss (cross-entropy)", "regression": "loss (mean squared error)"}.get(task, "loss")
-    figure = layout(title=None, x_title="fold", y_title=y_title)
+    figure = layout(title=None, x_title="fold", y_title=LOSS_TITLES.get(task, "loss"))
     figure["xaxis"]["dtick"] = 1
     figure["legend"]["traceorder"] = "grouped"  # each result's validation then test, not plotly's reversed fills
     return go.Figure(data=traces, layout=figure)

@@ -12,10 +12,11 @@ from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
 from .data import Dataset, circles, digits, from_arrays, k_folds, line, load, moons, spirals, train_validation_split
 from .hardware import compare_hardware
-from .memory import Footprint, OutOfMemoryError, footprint, max_batch_size
+from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
 from .policies import POLICIES, RESETS, ResetPolicy
 from .run import Run
+from .step_memory import Footprint
 from .summary import summarize
 from .train import resume, train
 from .windows import sliding_epochs

@@ -18,7 +18,7 @@ ROOT = PACKAGE.parent
 LAYERS = {
     "checks": 0, "policies": 0, "data": 1, "models": 2, "objectives": 2,
     "config": 3, "run": 3, "train": 3, "memory": 3, "checkpoint": 3, "crossval": 3, "hardware": 3, "windows": 3,
-    "batched": 3, "summary": 3,
+    "batched": 3, "summary": 3, "step_memory": 3,
     "plots": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "claims": 4, "orders": 4,
     "widgets": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "small": 5, "predict": 5,
 }  # fmt: skip
@@ -77,6 +77,13 @@ def test_layers_only_import_downwards():
     for name, path in modules.items():
         for imported in _imports(path):
             assert LAYERS[imported] <= LAYERS[name], f"{name} (layer {LAYERS[name]}) imports {imported}"
+
+
+def test_figures_read_records_not_the_code_that_trains_or_measures():
+    """A figure draws what was recorded (a Run, a Footprint), so it works without the code that produced it."""
+    producers = {"train", "batched", "memory", "checkpoint", "hardware"}
+    for path in (PACKAGE / "plots").glob("*.py"):
+        assert not _imports(path) & producers, f"plots/{path.name} imports {_imports(path) & producers}"
 
 
 def test_training_needs_no_plotting_library():

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 import epochviz as ev
 from epochviz.crossval import CrossValidation
-from epochviz.memory import MB, Footprint
 from epochviz.plots import (
     cross_validation,
     decimate,
@@ -24,6 +23,7 @@ from epochviz.plots import (
 from epochviz.plots.style import MAX_POINTS, PALETTE, RESET_COLOURS, epoch_marks, series_colours
 from epochviz.policies import RESETS
 from epochviz.run import Run
+from epochviz.step_memory import MB, Footprint
 
 MODES = RESETS
 X_TITLES = {"epoch": "epoch", "step": "optimizer step", "samples": "training samples seen",

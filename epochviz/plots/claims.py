@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 
 from .. import checks
 from ..crossval import CrossValidation
-from ..memory import MB, Footprint
 from ..run import Run
+from ..step_memory import MB, Footprint
 from .style import (
     EPOCH_LINE_WIDTH,
     LOSS_TITLES,

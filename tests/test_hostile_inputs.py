@@ -309,7 +309,7 @@ def test_every_function_on_a_run_with_no_steps_gives_an_empty_result(name):
     run = _zero_step_runs()[name]
     assert run.total_steps == 0
     windows = ev.sliding_epochs(run)
-    assert len(windows) == 0 and list(windows.columns) == list(plots.claims.WINDOW_COLUMNS)
+    assert len(windows) == 0 and list(windows.columns) == list(plots.epoch_windows.WINDOW_COLUMNS)
     figures = [plots.sliding_epochs(windows, run), plots.weights_over_epochs(run), plots.sample_orders(run)]
     figures += [plots.loss_curves(run, x=x) for x in ("epoch", "step", "samples", "seconds")]
     if run.config["model"] == "linear":

@@ -21,7 +21,8 @@ LAYERS = {
     "batched": 3, "summary": 3, "step_memory": 3,
     "plots": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "orders": 4,
     "memory_use": 4, "folds": 4, "epoch_windows": 4,
-    "widgets": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "small": 5, "predict": 5,
+    "widgets": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "predict": 5,
+    "presets": 5, "memory_explorer": 5, "crossval_explorer": 5, "landscape_explorer": 5,
 }  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Explorers for single ideas, each a few controls and one figure, built on the same pieces as the main one."""
+"""Batch size against a device's memory: what a step holds, what fits, and gradient accumulation as the way out."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from .. import checks, plots
-from ..crossval import CrossValidation, cross_validate
-from ..data import Dataset, digits, load
+from ..data import load
 from ..memory import (
-    Footprint,
     OutOfMemoryError,
     check_accumulate,
     check_fits,
@@ -17,27 +15,9 @@ from ..memory import (
     max_batch_size,
     micro_batch_size,
 )
-from ..run import Run
-from ..train import train
+from ..step_memory import Footprint
 from . import controls as make
 from .base import Explorer, Request
-from .explorer import RunExplorer
-
-
-def reset_explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
-    """Every reset policy side by side: which one keeps improving across epochs?"""
-    return RunExplorer(data, compare=True, show=("epochs", "lr", "optimizer", "shuffle", "x"),
-                       buttons=("more", "restart"), **defaults)  # fmt: skip
-
-
-def batch_size_explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
-    """Change the batch size: the steps per epoch change, the samples per epoch do not.
-
-    Earlier batch sizes stay on the figure as ghosts; with the x axis in samples, every
-    curve's epochs end at the same places.
-    """
-    return RunExplorer(data, **{"x": "samples", **defaults}, show=("batch_size", "epochs", "x"),
-                       buttons=("clear",))  # fmt: skip
 
 
 class MemoryExplorer(Explorer):
@@ -106,76 +86,3 @@ class MemoryExplorer(Explorer):
         pieces = f"{values['accumulate']} micro-batches of ≤ {micro}" if values["accumulate"] > 1 else "the whole batch"
         return (f"fits: {pieces} at a time · the epoch is unchanged: every sample once, one step per "
                 f"{values['batch_size']} samples"), ""  # fmt: skip
-
-
-class CrossValidationExplorer(Explorer):
-    """Reset between folds or not: how honest are the validation scores?"""
-
-    K = (2, 10)  # the folds slider's range
-    EPOCHS = (2, 60)  # the epochs slider's range
-
-    def __init__(self, *, k: int = 5, epochs: int = 20, n: int = 300) -> None:
-        self.data = digits(n=n)
-        controls = {
-            "k": make.whole_slider("k", k, *self.K, description="folds (k)"),
-            "epochs": make.whole_slider("epochs", epochs, *self.EPOCHS, description="epochs"),
-        }
-        super().__init__(controls, height=460)
-        self.draw_now()
-
-    def compute(self, request: Request, cached, partial) -> dict[str, CrossValidation]:
-        settings = {"k": request.values["k"], "epochs": request.values["epochs"], "batch_size": 16, "lr": 0.2}
-        return {
-            "reset per fold": cross_validate(self.data, reset_between_folds=True, **settings),
-            "no reset (leaks)": cross_validate(self.data, reset_between_folds=False, **settings),
-        }
-
-    def render(self, request: Request, result: dict[str, CrossValidation]) -> go.Figure:
-        return plots.cross_validation(result)
-
-    def describe(self, request: Request, result: dict[str, CrossValidation]) -> tuple[str, str]:
-        parts = [
-            f"{label}: validation {cv.folds.val_loss.mean():.3f} vs test {cv.folds.test_loss.mean():.3f}"
-            for label, cv in result.items()
-        ]
-        return " · ".join(parts), ""
-
-
-class LandscapeExplorer(Explorer):
-    """Follow training across the loss surface of a two-parameter model; the epochs slider walks the path."""
-
-    MAX_EPOCHS = 30
-
-    def __init__(self, *, epochs: int = 10, lr: float = 0.1, batch_size: int = 16, reset: str = "never") -> None:
-        self.data = load("line")
-        controls = {
-            "epochs": make.epochs_slider(epochs, maximum=self.MAX_EPOCHS, limit=self.MAX_EPOCHS),
-            "lr": make.learning_rate_slider(lr),
-            "batch_size": make.batch_size_slider(len(self.data), batch_size),
-            "reset": make.reset_buttons(reset),
-        }
-        super().__init__(controls, height=560, width=760)
-        self.draw_now()
-
-    def request(self) -> Request:
-        values = {name: control.value for name, control in self.controls.items()}
-        return Request(key=(values["lr"], values["batch_size"], values["reset"]), values=values)
-
-    def compute(self, request: Request, cached, partial) -> Run:
-        values = request.values
-        return train(self.data, model="linear", epochs=self.MAX_EPOCHS, lr=values["lr"],
-                     batch_size=values["batch_size"], reset=values["reset"], val_fraction=0, track_weights=True,
-                     on_epoch=partial)  # fmt: skip
-
-    def covers(self, result: Run, request: Request) -> bool:
-        return result.completed_epochs >= request.values["epochs"] or result.diverged
-
-    def render(self, request: Request, result: Run) -> go.Figure:
-        return plots.loss_landscape(result.first(request.values["epochs"]))
-
-    def describe(self, request: Request, result: Run) -> tuple[str, str]:
-        shown = result.first(request.values["epochs"])
-        if shown.diverged:
-            return "", f"Diverged in epoch {shown.diverged_at[0]}: the steps overshoot the valley and grow."
-        loss = shown.epochs.train_loss.iloc[-1]
-        return f"after {shown.completed_epochs} epochs: training loss {loss:.3f}", ""

@@ -392,6 +392,7 @@ def test_the_memory_explorer_offers_only_what_train_accepts():
     for size in MemoryExplorer.SIZES:
         accumulate.value = accumulate.max
         explorer.controls["batch_size"].value = size
+        explorer.wait()
         TrainConfig(batch_size=size, accumulate=accumulate.value)  # raises if train would refuse it
         assert accumulate.max <= size
         for suggested in re.findall(r"accumulate=(\d+)", explorer.message.value):

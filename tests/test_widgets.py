@@ -159,10 +159,33 @@ def test_the_small_explorers_each_show_their_idea():
     memory = MemoryExplorer(batch_size=4096, budget_mb=1.0)
     assert "out of memory" in memory.status.value and "largest batch that fits" in memory.message.value
     memory.controls["accumulate"].value = 4
+    memory.wait()
     assert memory.status.value.startswith("fits: 4 micro-batches")
     landscape = LandscapeExplorer(epochs=10)
     landscape.controls["epochs"].value = 3
     assert not landscape._worker.busy and "after 3 epochs" in landscape.status.value
+
+
+def test_the_memory_explorer_measures_in_compute_and_only_draws_records(monkeypatch):
+    from epochviz import memory
+    from epochviz.widgets import memory_explorer
+
+    widget = MemoryExplorer(batch_size=4096, budget_mb=1.0)
+    measured = []  # (batch size, on the explorer's worker thread?) for every footprint measured from now on
+    real = memory.footprint
+
+    def counted(model, data, batch_size, optimizer="sgd"):
+        measured.append((batch_size, threading.current_thread() is not threading.main_thread()))
+        return real(model, data, batch_size, optimizer)
+
+    monkeypatch.setattr(memory, "footprint", counted)
+    monkeypatch.setattr(memory_explorer, "footprint", counted)
+    widget.controls["budget_mb"].value = 10.0  # a view change: every bar and the verdict come from the records
+    assert measured == [] and widget.status.value.startswith("fits: the whole batch")
+    widget.controls["accumulate"].value = 3  # micro-batches of 1366 samples: measured once, by compute, on the worker
+    widget.wait()
+    assert measured == [(1366, True)] and widget.status.value.startswith("fits: 3 micro-batches of ≤ 1366")
+    assert {"1366", "4096"} <= set(widget.figure.data[0].x)
 
 
 def test_the_cross_validation_explorer_shows_the_leak():

@@ -7,14 +7,7 @@ import plotly.graph_objects as go
 
 from .. import checks, plots
 from ..data import load
-from ..memory import (
-    OutOfMemoryError,
-    check_accumulate,
-    check_fits,
-    footprint,
-    max_batch_size,
-    micro_batch_size,
-)
+from ..memory import check_accumulate, footprint, largest_fitting, micro_batch_size, out_of_memory
 from ..step_memory import Footprint
 from . import controls as make
 from .base import Explorer, Request
@@ -27,6 +20,7 @@ class MemoryExplorer(Explorer):
     BUDGET_EXPONENTS = (-2, 2)  # the memory slider spans 10^-2 … 10^2 MB
     MAX_ACCUMULATE = 64  # micro-batches the slider offers, never more than the batch has samples
     BARS = 7  # powers of two drawn around the largest batch that fits: about half fit, half do not
+    MEASURED = tuple(2**k for k in range(17))  # batch sizes a bar may show, measured once per optimizer
 
     def __init__(self, data: str = "digits", *, batch_size: int = 4096, budget_mb: float = 1.0, accumulate: int = 1,
                  optimizer: str = "sgd") -> None:  # fmt: skip
@@ -61,28 +55,44 @@ class MemoryExplorer(Explorer):
         """Offer only what `train` accepts: at most one micro-batch per sample (the slider lowers its value to fit)."""
         self.controls["accumulate"].max = min(self.MAX_ACCUMULATE, change["new"])
 
-    def compute(self, request: Request, cached, partial) -> dict[int, Footprint]:
+    def covers(self, result: dict[int, Footprint], request: Request) -> bool:
+        return self._micro_batch(request) in result
+
+    def compute(self, request: Request, cached: dict[int, Footprint] | None, partial) -> dict[int, Footprint]:
+        """Footprints by batch size: every size a bar may show, then each micro-batch the controls ask for."""
         optimizer = request.values["optimizer"]
-        return {2**k: footprint("mlp", self.data, 2**k, optimizer) for k in range(17)}
+        if cached is None:
+            measured = {size: footprint("mlp", self.data, size, optimizer) for size in self.MEASURED}
+        else:
+            measured = dict(cached)  # a copy: the cached dict may be on screen while this one grows
+        micro = self._micro_batch(request)
+        if micro not in measured:
+            measured[micro] = footprint("mlp", self.data, micro, optimizer)
+        return measured
 
     def render(self, request: Request, result: dict[int, Footprint]) -> go.Figure:
         values = request.values
-        largest = max_batch_size("mlp", self.data, values["budget_mb"], values["optimizer"])
-        middle = min(max(largest.bit_length() - 1, self.BARS // 2), 16 - self.BARS // 2)
+        largest = largest_fitting(result[1], result[2], values["budget_mb"])
+        top = len(self.MEASURED) - 1  # the largest measured size is 2**top
+        middle = min(max(largest.bit_length() - 1, self.BARS // 2), top - self.BARS // 2)
         sizes = {2**k for k in range(middle - self.BARS // 2, middle + self.BARS // 2 + 1)}
-        micro = micro_batch_size(values["batch_size"], values["accumulate"])  # what is in memory at once
-        sizes |= {values["batch_size"], micro}
-        shown = [result.get(size) or footprint("mlp", self.data, size, values["optimizer"]) for size in sorted(sizes)]
-        return plots.memory_bars(shown, budget_mb=values["budget_mb"])
+        sizes |= {values["batch_size"], self._micro_batch(request)}  # the batch, and what is in memory at once
+        return plots.memory_bars([result[size] for size in sorted(sizes)], budget_mb=values["budget_mb"])
 
-    def describe(self, request: Request, result) -> tuple[str, str]:
+    def describe(self, request: Request, result: dict[int, Footprint]) -> tuple[str, str]:
         values = request.values
-        try:
-            check_fits("mlp", self.data, values["batch_size"], values["accumulate"], values["optimizer"],
-                       values["budget_mb"])  # fmt: skip
-        except OutOfMemoryError as error:
-            return "<b>out of memory</b>", str(error)
-        micro = micro_batch_size(values["batch_size"], values["accumulate"])
+        micro = self._micro_batch(request)
+        if result[micro].total_mb > values["budget_mb"]:
+            largest = largest_fitting(result[1], result[2], values["budget_mb"])
+            return "<b>out of memory</b>", str(out_of_memory(result[micro], values["batch_size"],
+                                                              values["budget_mb"], largest))  # fmt: skip
         pieces = f"{values['accumulate']} micro-batches of ≤ {micro}" if values["accumulate"] > 1 else "the whole batch"
         return (f"fits: {pieces} at a time · the epoch is unchanged: every sample once, one step per "
                 f"{values['batch_size']} samples"), ""  # fmt: skip
+
+    def announce(self, request: Request) -> tuple[str, str]:
+        return "<i>measuring…</i>", ""
+
+    @staticmethod
+    def _micro_batch(request: Request) -> int:
+        return micro_batch_size(request.values["batch_size"], request.values["accumulate"])

@@ -19,13 +19,13 @@ from .run import Run
 from .step_memory import Footprint
 from .summary import summarize
 from .train import resume, train
-from .windows import sliding_epochs
+from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
     "ResetPolicy", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_epochs", "spirals", "summarize", "train",
+    "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
     "train_many", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"

@@ -308,7 +308,7 @@ def _zero_step_runs():
 def test_every_function_on_a_run_with_no_steps_gives_an_empty_result(name):
     run = _zero_step_runs()[name]
     assert run.total_steps == 0
-    windows = ev.sliding_epochs(run)
+    windows = ev.sliding_windows(run)
     assert len(windows) == 0 and list(windows.columns) == list(plots.epoch_windows.WINDOW_COLUMNS)
     figures = [plots.sliding_epochs(windows, run), plots.weights_over_epochs(run), plots.sample_orders(run)]
     figures += [plots.loss_curves(run, x=x) for x in ("epoch", "step", "samples", "seconds")]
@@ -321,11 +321,11 @@ def test_every_function_on_a_run_with_no_steps_gives_an_empty_result(name):
 def test_sliding_windows_of_a_run_that_diverged_inside_epoch_one_are_a_full_epoch_wide():
     run = ev.train("moons", lr=1e6, batch_size=4, epochs=2)
     assert run.diverged_at[0] == 1 and run.total_steps > 1
-    assert ev.sliding_epochs(run).attrs["width"] == len(run.train_indices)
+    assert ev.sliding_windows(run).attrs["width"] == len(run.train_indices)
 
 
 CROSS = ev.cross_validate(TINY, k=2, epochs=1, batch_size=8)
-WINDOWS = ev.sliding_epochs(RUN)
+WINDOWS = ev.sliding_windows(RUN)
 LINE = ev.train("line", model="linear", epochs=1, track_weights=True)
 WRONG = [None, 3, "moons", [1, 2], {"a": 1}, np.zeros(3), RUN, CROSS, WINDOWS, go.Figure(), [CROSS], {"a": RUN}]
 

@@ -31,6 +31,14 @@ def test_the_public_api_is_importable_from_the_top():
         assert getattr(ev, name) is not None, name
 
 
+def test_a_figure_and_the_numbers_it_draws_have_different_names():
+    """`ev.sliding_windows(run)` is a table, `ev.plots.sliding_epochs(windows)` its figure: one name, one thing."""
+    from epochviz import plots, widgets
+
+    assert not set(ev.__all__) & set(plots.__all__)
+    assert not set(ev.__all__) & set(widgets.__all__)
+
+
 def _modules() -> dict[str, Path]:
     """Every module by its stem; a subpackage's `__init__.py` goes by the subpackage's name."""
     paths = [path for path in PACKAGE.rglob("*.py") if path != PACKAGE / "__init__.py"]

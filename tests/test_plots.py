@@ -307,7 +307,7 @@ def test_cross_validation_puts_each_folds_validation_next_to_its_test_loss():
 
 def test_sliding_windows_meet_the_epoch_losses_at_the_boundaries(runs):
     run = runs[0]
-    windows = ev.sliding_epochs(run)
+    windows = ev.sliding_windows(run)
     figure = sliding_epochs(windows, run)
     line, boundaries, coverage, epochs = figure.data
     np.testing.assert_array_equal(line.x, windows.samples_seen)

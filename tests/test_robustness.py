@@ -59,7 +59,7 @@ CALLS = {
                        ["data", "k", "reset_between_folds", "test_fraction", "epochs"]),
     "compare_hardware": (ev.compare_hardware, {"data": TINY, "epochs": 1, "threads": (1,)},
                          ["data", "threads", "slowdown", "epochs"]),
-    "sliding_epochs": (ev.sliding_epochs, {"run": RUN}, ["run", "width"]),
+    "sliding_windows": (ev.sliding_windows, {"run": RUN}, ["run", "width"]),
     "resume": (ev.resume, {"source": Fresh(lambda: ev.train(TINY, epochs=1, batch_size=8)), "epochs": 2},
                ["source", "epochs", "on_epoch", "device"]),
     "summarize": (ev.summarize, {"runs": RUN}, ["runs"]),

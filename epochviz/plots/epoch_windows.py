@@ -1,7 +1,7 @@
 """Is an epoch a special moment? The loss over a sliding window of one epoch's worth of samples.
 
 A window of one epoch's worth of samples gives the same loss wherever it ends; the epoch
-boundary is just one of those windows. The numbers come from `epochviz.sliding_epochs`.
+boundary is just one of those windows. The numbers come from `epochviz.sliding_windows`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ WINDOW_COLUMNS = ("samples_seen", "window_loss", "coverage", "at_boundary")
 def sliding_epochs(windows: pd.DataFrame, run: Run | None = None) -> go.Figure:
     """The loss over a sliding window of one epoch's worth of samples, as training goes on.
 
-    `windows` is the table from `epochviz.sliding_epochs(run)` (the numbers; this draws them). The line is the mean
+    `windows` is the table from `epochviz.sliding_windows(run)` (the numbers; this draws them). The line is the mean
     loss over the last `width` training samples seen, wherever that window ends; large dots
     mark windows ending exactly at an epoch boundary (true epochs). With `run`, its epoch
     train losses are drawn as diamonds at the same places. The dotted line (right axis) is
@@ -28,18 +28,18 @@ def sliding_epochs(windows: pd.DataFrame, run: Run | None = None) -> go.Figure:
     >>> import epochviz as ev
     >>> from epochviz import plots
     >>> run = ev.train("moons", epochs=4)
-    >>> plots.sliding_epochs(ev.sliding_epochs(run), run)  # doctest: +SKIP
+    >>> plots.sliding_epochs(ev.sliding_windows(run), run)  # doctest: +SKIP
 
     What to notice: the line passes smoothly through the epoch boundaries and the diamonds
     sit on it: the epoch's loss is one window among many, not a special moment in training.
     """
     if not isinstance(windows, pd.DataFrame):
-        raise TypeError(f"windows must be the table from epochviz.sliding_epochs(run); got {type(windows).__name__}.")
+        raise TypeError(f"windows must be the table from epochviz.sliding_windows(run); got {type(windows).__name__}.")
     if run is not None and not isinstance(run, Run):
         raise TypeError(f"run must be a Run (from epochviz.train) or None; got {type(run).__name__}.")
     missing = [column for column in WINDOW_COLUMNS if column not in windows.columns]
     if missing:
-        raise ValueError(f"windows must be the table from epochviz.windows.sliding_epochs; it lacks {missing}.")
+        raise ValueError(f"windows must be the table from epochviz.sliding_windows(run); it lacks {missing}.")
     width = windows.attrs.get("width")
     seen, loss = windows["samples_seen"].to_numpy(dtype=float), windows["window_loss"].to_numpy()
     coverage, boundary = windows["coverage"].to_numpy(), windows["at_boundary"].to_numpy(dtype=bool)

@@ -10,7 +10,7 @@ from .batched import train_many
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
-from .data import Dataset, circles, digits, from_arrays, k_folds, line, load, moons, spirals, train_validation_split
+from .data import Dataset, circles, dataset, digits, from_arrays, k_folds, line, moons, spirals, train_validation_split
 from .hardware import compare_hardware
 from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
@@ -24,8 +24,8 @@ from .windows import sliding_windows
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
     "ResetPolicy", "Run", "TrainConfig",
-    "circles", "compare_hardware", "cross_validate", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
+    "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
+    "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
     "train_many", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"

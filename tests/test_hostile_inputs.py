@@ -141,7 +141,7 @@ WRONG_MODULES = [
 @pytest.mark.parametrize("call", ["train", "cross_validate", "footprint"])
 def test_a_module_that_does_not_fit_the_data_is_refused_before_training(module, name, says, call, monkeypatch):
     monkeypatch.setattr(training, "_train_epochs", _must_not_train)
-    data = ev.load(name, n=30)
+    data = ev.dataset(name, n=30)
     calls = {
         "train": lambda: ev.train(data, model=module, epochs=1),
         "cross_validate": lambda: ev.cross_validate(data, k=2, model=module, epochs=1),
@@ -160,10 +160,10 @@ def test_a_module_that_does_not_fit_the_data_is_refused_before_training(module, 
 )  # fmt: skip
 def test_a_module_that_fits_passes_the_check_unchanged(module, name):
     before = {key: value.clone() for key, value in module.state_dict().items()}
-    check_model(module, ev.load(name, n=30))
+    check_model(module, ev.dataset(name, n=30))
     assert module.training
     assert all(torch.equal(before[key], value) for key, value in module.state_dict().items())
-    assert ev.train(ev.load(name, n=30), model=module, epochs=1).completed_epochs == 1
+    assert ev.train(ev.dataset(name, n=30), model=module, epochs=1).completed_epochs == 1
 
 
 # --- 8: seeding does not depend on what another thread does ---------------------------------------------

@@ -46,7 +46,7 @@ CALLS = {
     "spirals": (ev.spirals, {"n": 20}, ["n", "classes", "noise", "seed"]),
     "line": (ev.line, {"n": 20}, ["n", "slope", "intercept", "noise", "seed"]),
     "digits": (ev.digits, {"n": 20}, ["n", "seed"]),
-    "load": (ev.load, {"name": "moons", "n": 20}, ["name", "n"]),
+    "dataset": (ev.dataset, {"name": "moons", "n": 20}, ["name", "n"]),
     "from_arrays": (ev.from_arrays, {"x": [[0.0], [1.0]], "y": [0, 1]}, ["x", "y", "task", "name"]),
     "train_validation_split": (ev.train_validation_split, {"n": 10, "val_fraction": 0.2, "seed": 0},
                                ["n", "val_fraction", "seed"]),

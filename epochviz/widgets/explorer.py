@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from .. import checks, plots
 from ..batched import train_many
 from ..config import TrainConfig
-from ..data import Dataset, load, steps_per_epoch, train_validation_split
+from ..data import Dataset, dataset, steps_per_epoch, train_validation_split
 from ..objectives import OPTIMIZER_LABELS
 from ..policies import RESETS
 from ..run import Run
@@ -258,7 +258,7 @@ class RunExplorer(Explorer):
 
     def _dataset(self, name: str) -> Dataset:
         if name not in self._datasets:
-            self._datasets[name] = load(name)
+            self._datasets[name] = dataset(name)
         return self._datasets[name]
 
     def _n_train(self, name: str) -> int:

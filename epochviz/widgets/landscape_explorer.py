@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from .. import plots
-from ..data import load
+from ..data import dataset
 from ..run import Run
 from ..train import train
 from . import controls as make
@@ -18,7 +18,7 @@ class LandscapeExplorer(Explorer):
     MAX_EPOCHS = 30
 
     def __init__(self, *, epochs: int = 10, lr: float = 0.1, batch_size: int = 16, reset: str = "never") -> None:
-        self.data = load("line")
+        self.data = dataset("line")
         controls = {
             "epochs": make.epochs_slider(epochs, maximum=self.MAX_EPOCHS, limit=self.MAX_EPOCHS),
             "lr": make.learning_rate_slider(lr),

@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from .. import checks, plots
-from ..data import load
+from ..data import dataset
 from ..memory import check_accumulate, footprint, largest_fitting, micro_batch_size, out_of_memory
 from ..step_memory import Footprint
 from . import controls as make
@@ -41,7 +41,7 @@ class MemoryExplorer(Explorer):
                                             tooltip="split each batch into this many micro-batches"),
             "optimizer": make.optimizer_dropdown(optimizer),
         }  # fmt: skip
-        self.data = load(data)
+        self.data = dataset(data)
         # observed before the explorer's own observers, so a smaller batch lowers accumulate before anything draws
         controls["batch_size"].observe(self._limit_accumulate, names="value")
         super().__init__(controls, height=440)

@@ -1,11 +1,13 @@
 """Explorers driven from code, as a learner's clicks would drive them."""
 
+import importlib
 import random
 import threading
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+import torch
 
 import epochviz as ev
 from epochviz.policies import RESETS
@@ -105,6 +107,37 @@ def test_compare_overlays_every_reset_mode(small):
     small.wait()
     for mode in RESETS:
         assert len(_epoch_trace(small.figure, f"reset: {mode}").y) == 10
+
+
+def test_train_more_in_compare_mode_continues_every_mode_and_trains_only_the_new_epochs(monkeypatch):
+    explorer_module = importlib.import_module("epochviz.widgets.explorer")  # the module, not the function `explorer`
+    widget = reset_explorer(epochs=4)
+    before = {mode: np.array(_epoch_trace(widget.figure, f"reset: {mode}").y) for mode in RESETS}
+    trained = dict.fromkeys(RESETS, 0)  # epochs trained per mode from now on
+    real_train, real_resume = explorer_module.train, explorer_module.resume
+
+    def counted_train(data, **settings):
+        trained[settings["reset"]] += settings["epochs"]
+        return real_train(data, **settings)
+
+    def counted_resume(run, epochs, **options):
+        trained[run.config["reset"]] += epochs - run.completed_epochs
+        return real_resume(run, epochs, **options)
+
+    monkeypatch.setattr(explorer_module, "train", counted_train)
+    monkeypatch.setattr(explorer_module, "resume", counted_resume)
+    widget.train_more()
+    widget.wait()
+    assert trained == dict.fromkeys(RESETS, 5)
+    for mode in RESETS:
+        after = _epoch_trace(widget.figure, f"reset: {mode}").y
+        assert len(after) == 9
+        np.testing.assert_array_equal(after[:4], before[mode])  # the first 4 epochs are the very same numbers
+        straight = real_train("moons", epochs=9, reset=mode, batch_size=32, lr=0.1, shuffle=True, seed=0,
+                              val_fraction=0.2)  # fmt: skip
+        np.testing.assert_array_equal(after, straight.epochs.train_loss)  # as if it had trained 9 epochs at once
+    continued = widget._shown[1]["never"]
+    torch.testing.assert_close(continued.params(5, "start"), continued.params(4, "end"), rtol=0, atol=0)
 
 
 def test_a_diverging_setting_says_so_in_the_widget_and_a_good_one_recovers():

@@ -14,7 +14,6 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from .. import checks, plots
-from ..batched import train_many
 from ..config import TrainConfig
 from ..data import Dataset, dataset, steps_per_epoch, train_validation_split
 from ..objectives import OPTIMIZER_LABELS
@@ -151,16 +150,8 @@ class RunExplorer(Explorer):
         values = request.values
         data = self._dataset(values["dataset"])
         settings = {name: values[name] for name in ("epochs", "batch_size", "lr", "optimizer", "shuffle", "seed")}
-        if values["compare"]:  # three small models at once cost about as much as one (see batched.py)
-            grown: dict[str, Run] = {}
-
-            def each_epoch(run: Run) -> None:
-                grown[run.config["reset"]] = run
-                partial(dict(grown))
-
-            runs = train_many(data, [{"reset": mode} for mode in RESETS], on_epoch=each_epoch,
-                              **settings, **self.train_args)  # fmt: skip
-            return dict(zip(RESETS, runs, strict=True))
+        if values["compare"]:
+            return self._train_side_by_side(data, settings, dict(cached or {}), partial)
         mode = values["reset"]
         earlier = (cached or {}).get(mode)
         if earlier is not None and earlier._training is not None and not earlier.diverged:
@@ -219,9 +210,10 @@ class RunExplorer(Explorer):
         message = ""
         if steps > SLOW_STEPS:
             per_epoch = self._steps_per_epoch(values)
+            modes = " over all reset modes" if values["compare"] else ""
             message = (
-                f"This setting takes {steps:,} optimizer steps ({steps // per_epoch:,} epochs × {per_epoch:,} steps "
-                f"per epoch), roughly {_duration(steps / STEPS_PER_SECOND)} on a laptop. The curve grows as it "
+                f"This setting takes {steps:,} optimizer steps ({steps // per_epoch:,} epochs{modes} × {per_epoch:,} "
+                f"steps per epoch), roughly {_duration(steps / STEPS_PER_SECOND)} on a laptop. The curve grows as it "
                 f"trains; change any control to stop it at the end of the current epoch. A larger batch or fewer "
                 f"epochs is faster."
             ).replace(",", "\u2009")
@@ -269,12 +261,33 @@ class RunExplorer(Explorer):
         return steps_per_epoch(self._n_train(values["dataset"]), values["batch_size"],
                                self.train_args.get("drop_last", False))  # fmt: skip
 
+    def _train_side_by_side(self, data: Dataset, settings: dict, runs: dict[str, Run], partial) -> dict[str, Run]:
+        """A run per reset mode, one epoch of each in turn so the curves grow together; `runs` already trained go on.
+
+        Each run is made by `train` and carried on by `resume`, epoch by epoch, which gives the very
+        numbers one `train` call would. So "Train 5 more epochs" continues every curve from the
+        weights it ended with, as it does for one mode. (`train_many` would train the modes together
+        faster, but its runs cannot resume.)
+        """
+        for epoch in range(1, settings["epochs"] + 1):
+            behind = [mode for mode in RESETS if mode not in runs or _can_go_on(runs[mode], epoch)]
+            for mode in behind:
+                if mode in runs:
+                    resume(runs[mode], epoch)
+                else:
+                    runs[mode] = train(data, reset=mode, **{**settings, "epochs": epoch}, **self.train_args)
+            if behind:
+                partial(dict(runs))
+        return runs
+
     def _steps_to_train(self, request: Request) -> int:
-        """Optimizer steps that `request` still needs: a run already trained in part only resumes."""
+        """Optimizer steps that `request` still needs, over all its runs: a run already trained in part only resumes."""
         values = request.values
-        earlier = None if values["compare"] else (self._cache.get(request.key) or {}).get(values["reset"])
-        done = earlier.completed_epochs if earlier is not None and earlier._training is not None else 0
-        return max(values["epochs"] - done, 0) * self._steps_per_epoch(values)
+        cached = self._cache.get(request.key) or {}
+        modes = RESETS if values["compare"] else (values["reset"],)
+        done = [cached[mode].completed_epochs if mode in cached and cached[mode]._training is not None else 0
+                for mode in modes]  # fmt: skip
+        return sum(max(values["epochs"] - epochs, 0) for epochs in done) * self._steps_per_epoch(values)
 
     def _noted(self, status: str) -> str:
         return f"<b>{self._note}</b> · {status}" if self._note else status
@@ -306,6 +319,11 @@ def explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
 def _up_to(run: Run, epochs: int) -> Run:
     """The first `epochs` epochs of `run`, or all it has so far (it is still training, or it diverged)."""
     return run.first(min(epochs, run.completed_epochs))
+
+
+def _can_go_on(run: Run, epoch: int) -> bool:
+    """Whether `run` stopped before `epoch` and can train on to it (a run that diverged cannot)."""
+    return run.completed_epochs < epoch and not run.diverged
 
 
 def _button(label: str, tooltip: str, icon: str) -> widgets.Button:

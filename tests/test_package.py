@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 import epochviz as ev
+from epochviz.data import TASKS
+from epochviz.models import MODELS
+from epochviz.objectives import OPTIMIZERS
 
 PACKAGE = Path(ev.__file__).parent
 ROOT = PACKAGE.parent
@@ -37,6 +40,32 @@ def test_a_figure_and_the_numbers_it_draws_have_different_names():
 
     assert not set(ev.__all__) & set(plots.__all__)
     assert not set(ev.__all__) & set(widgets.__all__)
+
+
+def _listings(names: set[str]) -> list[str]:
+    """Where epochviz/ writes all of `names` out in one literal (dict keys, a tuple or a set): a file per literal."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", [])
+            strings = {item.value for item in items if isinstance(item, ast.Constant)}
+            if isinstance(node, (ast.Dict, ast.Tuple, ast.Set)) and names <= strings:
+                found.append(path.relative_to(PACKAGE).as_posix())
+    return found
+
+
+@pytest.mark.parametrize(
+    ("names", "homes"),
+    [
+        (set(OPTIMIZERS), ["objectives.py"]),  # OPTIMIZER_LABELS; OPTIMIZERS is derived from it
+        (set(MODELS), ["models.py"]),  # BUILT_IN_MODELS; MODELS is derived from it
+        (set(TASKS), ["data.py", "plots/style.py"]),  # the tasks themselves, and LOSS_TITLES
+    ],
+    ids=["optimizers", "models", "tasks"],
+)
+def test_each_list_of_names_is_written_out_in_one_place(names, homes):
+    """Labels, builders and titles are looked up in one home, never listed again beside it."""
+    assert _listings(names) == homes
 
 
 def _modules() -> dict[str, Path]:

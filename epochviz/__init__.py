@@ -10,21 +10,22 @@ from .batched import train_many
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
-from .data import Dataset, circles, digits, from_arrays, k_folds, line, load, moons, spirals, train_validation_split
+from .data import Dataset, circles, dataset, digits, from_arrays, k_folds, line, moons, spirals, train_validation_split
 from .hardware import compare_hardware
-from .memory import Footprint, OutOfMemoryError, footprint, max_batch_size
+from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
 from .policies import POLICIES, RESETS, ResetPolicy
 from .run import Run
+from .step_memory import Footprint
 from .summary import summarize
 from .train import resume, train
-from .windows import sliding_epochs
+from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
     "ResetPolicy", "Run", "TrainConfig",
-    "circles", "compare_hardware", "cross_validate", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "load", "max_batch_size", "mlp", "moons", "resume", "sliding_epochs", "spirals", "summarize", "train",
+    "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
+    "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
     "train_many", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"

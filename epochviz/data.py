@@ -237,10 +237,13 @@ def digits(n: int | None = None, *, seed: int = 0) -> Dataset:
 GENERATORS = {"moons": moons, "circles": circles, "spirals": spirals, "line": line, "digits": digits}
 
 
-def load(name: str, **kwargs) -> Dataset:
-    """A dataset by name: one of 'moons', 'circles', 'spirals', 'line', 'digits'.
+def dataset(name: str, **kwargs) -> Dataset:
+    """A built-in dataset by name: one of 'moons', 'circles', 'spirals', 'line', 'digits'.
 
-    >>> load("line", n=50).task
+    The keyword arguments go to its generator (`n`, `noise`, `seed`, …), so `dataset("moons", n=200)`
+    is `moons(n=200)`. (A run saved to a checkpoint is read back by `epochviz.resume`.)
+
+    >>> dataset("line", n=50).task
     'regression'
     """
     if not isinstance(name, str) or name not in GENERATORS:
@@ -251,7 +254,7 @@ def load(name: str, **kwargs) -> Dataset:
 def as_dataset(data: Dataset | str) -> Dataset:
     """`data` itself if it is a Dataset, or the dataset of that name."""
     if isinstance(data, str):
-        return load(data)
+        return dataset(data)
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a Dataset or a dataset name such as 'moons'; got {type(data).__name__}.")
     return data

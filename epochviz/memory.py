@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -23,9 +22,8 @@ from . import checks
 from .data import Dataset, as_dataset
 from .models import MODELS, build
 from .objectives import OPTIMIZERS, loss_function, make_optimizer
+from .step_memory import MB, Footprint
 
-MB = 2**20
-PARTS = ("params", "grads", "optimizer_state", "activations")  # what a training step holds in memory
 MAX_WEIGHT_STORE_MB = 256  # what track_weights may keep: far above any teaching run, well below a laptop's memory
 _MEASURED_UP_TO = 8192  # above this batch size, activations are extrapolated from two measurements
 
@@ -39,34 +37,6 @@ class OutOfMemoryError(RuntimeError):
         self.needed_mb = needed_mb
         self.budget_mb = budget_mb
         self.largest_batch_size = largest_batch_size
-
-
-@dataclass(frozen=True)
-class Footprint:
-    """Bytes one optimizer step holds at once, by what holds them.
-
-    >>> fp = footprint("mlp", moons_data, batch_size=32)     # doctest: +SKIP
-    >>> fp.activations                                       # grows with batch_size
-    """
-
-    batch_size: int
-    optimizer: str
-    params: int  # the weights themselves
-    grads: int  # one gradient per weight
-    optimizer_state: int  # momentum / Adam's running averages (none for plain SGD)
-    activations: int  # what the forward pass keeps for the backward pass: grows with the batch
-
-    @property
-    def total(self) -> int:
-        return self.params + self.grads + self.optimizer_state + self.activations
-
-    @property
-    def total_mb(self) -> float:
-        return self.total / MB
-
-    def __str__(self) -> str:
-        parts = (f"{name.replace('_', ' ')} {getattr(self, name) / MB:.3g} MB" for name in PARTS)
-        return f"{' + '.join(parts)} = {self.total_mb:.3g} MB"
 
 
 def footprint(model: str | nn.Module, data: Dataset, batch_size: int, optimizer: str = "sgd") -> Footprint:
@@ -108,13 +78,20 @@ def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, opti
     >>> footprint("mlp", ev.moons(), b).total_mb <= 0.5 < footprint("mlp", ev.moons(), b + 1).total_mb
     True
     """
-    budget = checks.number("budget_mb", budget_mb, low=0, high=1e9, low_open=True) * MB
-    one, two = footprint(model, data, 1, optimizer), footprint(model, data, 2, optimizer)
+    budget_mb = checks.number("budget_mb", budget_mb, low=0, high=1e9, low_open=True)
+    return largest_fitting(footprint(model, data, 1, optimizer), footprint(model, data, 2, optimizer), budget_mb)
+
+
+def largest_fitting(one: Footprint, two: Footprint, budget_mb: float) -> int:
+    """The largest batch size that fits in `budget_mb` MB, from the footprints of batches of 1 and 2 (0 if none).
+
+    Only the activations grow with the batch, one sample's worth at a time, so two sizes tell every other.
+    """
     per_sample = two.total - one.total
     fixed = one.total - per_sample
-    if per_sample <= 0 or one.total > budget:
+    if per_sample <= 0 or one.total > budget_mb * MB:
         return 0
-    return int((budget - fixed) // per_sample)
+    return int((budget_mb * MB - fixed) // per_sample)
 
 
 def micro_batch_size(batch_size: int, accumulate: int) -> int:
@@ -135,17 +112,22 @@ def check_accumulate(batch_size: int, accumulate: int) -> None:
 def check_fits(model: str | nn.Module, data: Dataset, batch_size: int, accumulate: int, optimizer: str,
                budget_mb: float) -> None:  # fmt: skip
     """Raise OutOfMemoryError before training if a step of this size exceeds `budget_mb`."""
-    micro_batch = micro_batch_size(batch_size, accumulate)
-    needed = footprint(model, data, micro_batch, optimizer)
-    if needed.total_mb <= budget_mb:
-        return
-    largest = max_batch_size(model, data, budget_mb, optimizer)
+    needed = footprint(model, data, micro_batch_size(batch_size, accumulate), optimizer)
+    if needed.total_mb > budget_mb:
+        raise out_of_memory(needed, batch_size, budget_mb, max_batch_size(model, data, budget_mb, optimizer))
+
+
+def out_of_memory(needed: Footprint, batch_size: int, budget_mb: float, largest: int) -> OutOfMemoryError:
+    """The error for a step that needs `needed` (batches of `batch_size`, maybe split) but has only `budget_mb` MB.
+
+    It names the way out: the `largest` batch size that fits, or accumulating micro-batches of that size.
+    """
     remedy = f"The largest batch that fits is {largest}" if largest else "Not even one sample fits"
     if largest:
         splits = math.ceil(batch_size / largest)
         remedy += f"; or keep batches of {batch_size} and set accumulate={splits} (micro-batches of ≤ {largest})"
-    raise OutOfMemoryError(
-        f"Out of memory: a step with {micro_batch} samples at once needs {needed.total_mb:.3g} MB "
+    return OutOfMemoryError(
+        f"Out of memory: a step with {needed.batch_size} samples at once needs {needed.total_mb:.3g} MB "
         f"({needed}) but the device has {budget_mb:.3g} MB. {remedy}.",
         needed_mb=needed.total_mb,
         budget_mb=budget_mb,

@@ -18,8 +18,6 @@ from torch import nn
 
 from .data import Dataset
 
-MODELS = ("mlp", "linear")
-
 
 def mlp(inputs: int, outputs: int, *, hidden: tuple[int, ...] = (32, 32), seed: int = 0) -> nn.Sequential:
     """A multi-layer perceptron: Linear → ReLU for each hidden layer, then a Linear output.
@@ -46,6 +44,10 @@ def linear(inputs: int, outputs: int, *, seed: int = 0) -> nn.Linear:
     return _seeded_linear(inputs, outputs, torch.Generator().manual_seed(seed))
 
 
+BUILT_IN_MODELS = {"mlp": mlp, "linear": linear}  # what `train(model=...)` builds from a name, and how
+MODELS = tuple(BUILT_IN_MODELS)  # the names, for checks and messages
+
+
 def build(model: str | nn.Module, data: Dataset, seed: int) -> nn.Module:
     """The model `train` will use: one made to fit `data` when named, or a copy of yours, checked to fit.
 
@@ -56,8 +58,7 @@ def build(model: str | nn.Module, data: Dataset, seed: int) -> nn.Module:
         copied = copy.deepcopy(model)
         check_model(copied, data)
         return copied
-    factory = {"mlp": mlp, "linear": linear}[model]
-    return factory(data.features, data.outputs, seed=seed)
+    return BUILT_IN_MODELS[model](data.features, data.outputs, seed=seed)
 
 
 def fresh_weights(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}  # name → what menus and titles say
+OPTIMIZERS = tuple(OPTIMIZER_LABELS)  # what `train(optimizer=...)` takes; `make_optimizer` builds each
 MOMENTUM = 0.9  # the "momentum" optimizer's: each step keeps 90 % of the previous step's direction
 
 

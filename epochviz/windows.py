@@ -16,7 +16,7 @@ from . import checks
 from .run import Run
 
 
-def sliding_epochs(run: Run, width: int | None = None) -> pd.DataFrame:
+def sliding_windows(run: Run, width: int | None = None) -> pd.DataFrame:
     """The mean training loss over every window of `width` consecutive samples seen.
 
     One row per optimizer step whose end closes a full window: `samples_seen` (where the
@@ -27,7 +27,7 @@ def sliding_epochs(run: Run, width: int | None = None) -> pd.DataFrame:
 
     >>> import epochviz as ev
     >>> run = ev.train("moons", epochs=4, shuffle=False)
-    >>> windows = sliding_epochs(run)
+    >>> windows = sliding_windows(run)
     >>> bool(windows.coverage.eq(1.0).all())
     True
 

@@ -10,7 +10,11 @@ import epochviz as ev
 @pytest.mark.parametrize("name", sorted(ev.data.GENERATORS))
 def test_every_dataset_is_seeded_sized_and_well_formed(name):
     sized = {"n": 120} if name != "digits" else {"n": 300}
-    first, again, other = ev.load(name, seed=1, **sized), ev.load(name, seed=1, **sized), ev.load(name, seed=2, **sized)
+    first, again, other = (
+        ev.dataset(name, seed=1, **sized),
+        ev.dataset(name, seed=1, **sized),
+        ev.dataset(name, seed=2, **sized),
+    )
     assert len(first) == sized["n"] and first.x.dtype == torch.float32 and first.x.ndim == 2
     torch.testing.assert_close(first.x, again.x, rtol=0, atol=0)
     assert not torch.equal(first.x, other.x)
@@ -68,7 +72,7 @@ def test_from_arrays_guesses_the_task_and_subset_keeps_it():
         (lambda: ev.moons(noise=-1), "noise"),
         (lambda: ev.spirals(classes=1), "classes"),
         (lambda: ev.digits(n=5000), "n"),
-        (lambda: ev.load("imagenet"), "data"),
+        (lambda: ev.dataset("imagenet"), "data"),
     ],
 )
 def test_generators_refuse_bad_arguments_by_name(call, name):

@@ -217,7 +217,7 @@ def test_a_setting_left_before_it_ran_neither_trains_nor_shows_its_error(gated):
 
 @functools.cache
 def _n_train(name: str) -> int:
-    return len(train_validation_split(len(ev.load(name)), 0.2, 0)[0])
+    return len(train_validation_split(len(ev.dataset(name)), 0.2, 0)[0])
 
 
 @pytest.mark.parametrize(

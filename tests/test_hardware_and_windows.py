@@ -28,7 +28,7 @@ def test_compare_hardware_chooses_the_devices():
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_windows_ending_at_epoch_boundaries_are_the_epochs(shuffle):
     run = ev.train("moons", epochs=5, batch_size=24, shuffle=shuffle)
-    windows = ev.sliding_epochs(run)
+    windows = ev.sliding_windows(run)
     boundaries = windows[windows.at_boundary]
     assert list(boundaries.samples_seen) == list(run.epochs.samples_seen)
     np.testing.assert_allclose(boundaries.window_loss, run.epochs.train_loss, rtol=1e-12)
@@ -36,15 +36,15 @@ def test_windows_ending_at_epoch_boundaries_are_the_epochs(shuffle):
 
 
 def test_without_shuffling_every_window_is_a_complete_pass_and_with_shuffling_some_are_not():
-    fixed = ev.sliding_epochs(ev.train("moons", epochs=4, batch_size=10, shuffle=False))
+    fixed = ev.sliding_windows(ev.train("moons", epochs=4, batch_size=10, shuffle=False))
     assert len(fixed) == 4 * 32 - 31 and (fixed.coverage == 1.0).all()
-    shuffled = ev.sliding_epochs(ev.train("moons", epochs=4, batch_size=10, shuffle=True))
+    shuffled = ev.sliding_windows(ev.train("moons", epochs=4, batch_size=10, shuffle=True))
     assert shuffled.coverage.min() < 0.9
 
 
 def test_window_loss_is_the_mean_over_exactly_width_samples():
     run = ev.train("moons", epochs=2, batch_size=30, shuffle=False)
-    windows = ev.sliding_epochs(run, width=45)
+    windows = ev.sliding_windows(run, width=45)
     steps = run.steps
     per_sample = np.repeat(steps.loss.to_numpy(), steps.batch_size.to_numpy())
     for end, loss in zip(windows.samples_seen, windows.window_loss, strict=True):

@@ -141,7 +141,7 @@ WRONG_MODULES = [
 @pytest.mark.parametrize("call", ["train", "cross_validate", "footprint"])
 def test_a_module_that_does_not_fit_the_data_is_refused_before_training(module, name, says, call, monkeypatch):
     monkeypatch.setattr(training, "_train_epochs", _must_not_train)
-    data = ev.load(name, n=30)
+    data = ev.dataset(name, n=30)
     calls = {
         "train": lambda: ev.train(data, model=module, epochs=1),
         "cross_validate": lambda: ev.cross_validate(data, k=2, model=module, epochs=1),
@@ -160,10 +160,10 @@ def test_a_module_that_does_not_fit_the_data_is_refused_before_training(module, 
 )  # fmt: skip
 def test_a_module_that_fits_passes_the_check_unchanged(module, name):
     before = {key: value.clone() for key, value in module.state_dict().items()}
-    check_model(module, ev.load(name, n=30))
+    check_model(module, ev.dataset(name, n=30))
     assert module.training
     assert all(torch.equal(before[key], value) for key, value in module.state_dict().items())
-    assert ev.train(ev.load(name, n=30), model=module, epochs=1).completed_epochs == 1
+    assert ev.train(ev.dataset(name, n=30), model=module, epochs=1).completed_epochs == 1
 
 
 # --- 8: seeding does not depend on what another thread does ---------------------------------------------
@@ -308,8 +308,8 @@ def _zero_step_runs():
 def test_every_function_on_a_run_with_no_steps_gives_an_empty_result(name):
     run = _zero_step_runs()[name]
     assert run.total_steps == 0
-    windows = ev.sliding_epochs(run)
-    assert len(windows) == 0 and list(windows.columns) == list(plots.claims.WINDOW_COLUMNS)
+    windows = ev.sliding_windows(run)
+    assert len(windows) == 0 and list(windows.columns) == list(plots.epoch_windows.WINDOW_COLUMNS)
     figures = [plots.sliding_epochs(windows, run), plots.weights_over_epochs(run), plots.sample_orders(run)]
     figures += [plots.loss_curves(run, x=x) for x in ("epoch", "step", "samples", "seconds")]
     if run.config.model == "linear":
@@ -321,11 +321,11 @@ def test_every_function_on_a_run_with_no_steps_gives_an_empty_result(name):
 def test_sliding_windows_of_a_run_that_diverged_inside_epoch_one_are_a_full_epoch_wide():
     run = ev.train("moons", lr=1e6, batch_size=4, epochs=2)
     assert run.diverged_at[0] == 1 and run.total_steps > 1
-    assert ev.sliding_epochs(run).attrs["width"] == len(run.train_indices)
+    assert ev.sliding_windows(run).attrs["width"] == len(run.train_indices)
 
 
 CROSS = ev.cross_validate(TINY, k=2, epochs=1, batch_size=8)
-WINDOWS = ev.sliding_epochs(RUN)
+WINDOWS = ev.sliding_windows(RUN)
 LINE = ev.train("line", model="linear", epochs=1, track_weights=True)
 WRONG = [None, 3, "moons", [1, 2], {"a": 1}, np.zeros(3), RUN, CROSS, WINDOWS, go.Figure(), [CROSS], {"a": RUN}]
 
@@ -392,6 +392,7 @@ def test_the_memory_explorer_offers_only_what_train_accepts():
     for size in MemoryExplorer.SIZES:
         accumulate.value = accumulate.max
         explorer.controls["batch_size"].value = size
+        explorer.wait()
         TrainConfig(batch_size=size, accumulate=accumulate.value)  # raises if train would refuse it
         assert accumulate.max <= size
         for suggested in re.findall(r"accumulate=(\d+)", explorer.message.value):

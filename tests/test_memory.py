@@ -36,7 +36,7 @@ def test_footprints_above_the_measured_range_extrapolate_the_measured_line():
 
 @pytest.mark.parametrize(("name", "budget"), [("moons", 0.5), ("digits", 1.0), ("digits", 0.03)])
 def test_max_batch_size_is_the_boundary_of_what_fits(name, budget):
-    data = ev.load(name)
+    data = ev.dataset(name)
     largest = max_batch_size("mlp", data, budget)
     assert largest >= 1
     assert footprint("mlp", data, largest).total_mb <= budget < footprint("mlp", data, largest + 1).total_mb

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 import epochviz as ev
+from epochviz.data import TASKS
+from epochviz.models import MODELS
+from epochviz.objectives import OPTIMIZERS
 
 PACKAGE = Path(ev.__file__).parent
 ROOT = PACKAGE.parent
@@ -18,15 +21,51 @@ ROOT = PACKAGE.parent
 LAYERS = {
     "checks": 0, "policies": 0, "data": 1, "models": 2, "objectives": 2,
     "config": 3, "run": 3, "train": 3, "memory": 3, "checkpoint": 3, "crossval": 3, "hardware": 3, "windows": 3,
-    "batched": 3, "summary": 3,
-    "plots": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "claims": 4, "orders": 4,
-    "widgets": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "small": 5, "predict": 5,
+    "batched": 3, "summary": 3, "step_memory": 3,
+    "plots": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "orders": 4,
+    "memory_use": 4, "folds": 4, "epoch_windows": 4,
+    "widgets": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "predict": 5,
+    "presets": 5, "memory_explorer": 5, "crossval_explorer": 5, "landscape_explorer": 5,
 }  # fmt: skip
 
 
 def test_the_public_api_is_importable_from_the_top():
     for name in ev.__all__:
         assert getattr(ev, name) is not None, name
+
+
+def test_a_figure_and_the_numbers_it_draws_have_different_names():
+    """`ev.sliding_windows(run)` is a table, `ev.plots.sliding_epochs(windows)` its figure: one name, one thing."""
+    from epochviz import plots, widgets
+
+    assert not set(ev.__all__) & set(plots.__all__)
+    assert not set(ev.__all__) & set(widgets.__all__)
+
+
+def _listings(names: set[str]) -> list[str]:
+    """Where epochviz/ writes all of `names` out in one literal (dict keys, a tuple or a set): a file per literal."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", [])
+            strings = {item.value for item in items if isinstance(item, ast.Constant)}
+            if isinstance(node, (ast.Dict, ast.Tuple, ast.Set)) and names <= strings:
+                found.append(path.relative_to(PACKAGE).as_posix())
+    return found
+
+
+@pytest.mark.parametrize(
+    ("names", "homes"),
+    [
+        (set(OPTIMIZERS), ["objectives.py"]),  # OPTIMIZER_LABELS; OPTIMIZERS is derived from it
+        (set(MODELS), ["models.py"]),  # BUILT_IN_MODELS; MODELS is derived from it
+        (set(TASKS), ["data.py", "plots/style.py"]),  # the tasks themselves, and LOSS_TITLES
+    ],
+    ids=["optimizers", "models", "tasks"],
+)
+def test_each_list_of_names_is_written_out_in_one_place(names, homes):
+    """Labels, builders and titles are looked up in one home, never listed again beside it."""
+    assert _listings(names) == homes
 
 
 def _modules() -> dict[str, Path]:
@@ -77,6 +116,13 @@ def test_layers_only_import_downwards():
     for name, path in modules.items():
         for imported in _imports(path):
             assert LAYERS[imported] <= LAYERS[name], f"{name} (layer {LAYERS[name]}) imports {imported}"
+
+
+def test_figures_read_records_not_the_code_that_trains_or_measures():
+    """A figure draws what was recorded (a Run, a Footprint), so it works without the code that produced it."""
+    producers = {"train", "batched", "memory", "checkpoint", "hardware"}
+    for path in (PACKAGE / "plots").glob("*.py"):
+        assert not _imports(path) & producers, f"plots/{path.name} imports {_imports(path) & producers}"
 
 
 def test_training_needs_no_plotting_library():

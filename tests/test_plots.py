@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import epochviz as ev
 from epochviz.crossval import CrossValidation
-from epochviz.memory import MB, Footprint
 from epochviz.plots import (
     cross_validation,
     decimate,
@@ -25,6 +24,7 @@ from epochviz.plots import (
 from epochviz.plots.style import MAX_POINTS, PALETTE, RESET_COLOURS, epoch_marks, series_colours
 from epochviz.policies import RESETS
 from epochviz.run import Run
+from epochviz.step_memory import MB, Footprint
 
 MODES = RESETS
 X_TITLES = {"epoch": "epoch", "step": "optimizer step", "samples": "training samples seen",
@@ -308,7 +308,7 @@ def test_cross_validation_puts_each_folds_validation_next_to_its_test_loss():
 
 def test_sliding_windows_meet_the_epoch_losses_at_the_boundaries(runs):
     run = runs[0]
-    windows = ev.sliding_epochs(run)
+    windows = ev.sliding_windows(run)
     figure = sliding_epochs(windows, run)
     line, boundaries, coverage, epochs = figure.data
     np.testing.assert_array_equal(line.x, windows.samples_seen)

@@ -1,11 +1,13 @@
 """Explorers driven from code, as a learner's clicks would drive them."""
 
+import importlib
 import random
 import threading
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+import torch
 
 import epochviz as ev
 from epochviz.policies import RESETS
@@ -107,6 +109,37 @@ def test_compare_overlays_every_reset_mode(small):
         assert len(_epoch_trace(small.figure, f"reset: {mode}").y) == 10
 
 
+def test_train_more_in_compare_mode_continues_every_mode_and_trains_only_the_new_epochs(monkeypatch):
+    explorer_module = importlib.import_module("epochviz.widgets.explorer")  # the module, not the function `explorer`
+    widget = reset_explorer(epochs=4)
+    before = {mode: np.array(_epoch_trace(widget.figure, f"reset: {mode}").y) for mode in RESETS}
+    trained = dict.fromkeys(RESETS, 0)  # epochs trained per mode from now on
+    real_train, real_resume = explorer_module.train, explorer_module.resume
+
+    def counted_train(data, **settings):
+        trained[settings["reset"]] += settings["epochs"]
+        return real_train(data, **settings)
+
+    def counted_resume(run, epochs, **options):
+        trained[run.config.reset] += epochs - run.completed_epochs
+        return real_resume(run, epochs, **options)
+
+    monkeypatch.setattr(explorer_module, "train", counted_train)
+    monkeypatch.setattr(explorer_module, "resume", counted_resume)
+    widget.train_more()
+    widget.wait()
+    assert trained == dict.fromkeys(RESETS, 5)
+    for mode in RESETS:
+        after = _epoch_trace(widget.figure, f"reset: {mode}").y
+        assert len(after) == 9
+        np.testing.assert_array_equal(after[:4], before[mode])  # the first 4 epochs are the very same numbers
+        straight = real_train("moons", epochs=9, reset=mode, batch_size=32, lr=0.1, shuffle=True, seed=0,
+                              val_fraction=0.2)  # fmt: skip
+        np.testing.assert_array_equal(after, straight.epochs.train_loss)  # as if it had trained 9 epochs at once
+    continued = widget._shown[1]["never"]
+    torch.testing.assert_close(continued.params(5, "start"), continued.params(4, "end"), rtol=0, atol=0)
+
+
 def test_a_diverging_setting_says_so_in_the_widget_and_a_good_one_recovers():
     widget = explorer("line", epochs=5, lr=0.01)
     widget.controls["lr"].value = 10**1.5
@@ -159,10 +192,33 @@ def test_the_small_explorers_each_show_their_idea():
     memory = MemoryExplorer(batch_size=4096, budget_mb=1.0)
     assert "out of memory" in memory.status.value and "largest batch that fits" in memory.message.value
     memory.controls["accumulate"].value = 4
+    memory.wait()
     assert memory.status.value.startswith("fits: 4 micro-batches")
     landscape = LandscapeExplorer(epochs=10)
     landscape.controls["epochs"].value = 3
     assert not landscape._worker.busy and "after 3 epochs" in landscape.status.value
+
+
+def test_the_memory_explorer_measures_in_compute_and_only_draws_records(monkeypatch):
+    from epochviz import memory
+    from epochviz.widgets import memory_explorer
+
+    widget = MemoryExplorer(batch_size=4096, budget_mb=1.0)
+    measured = []  # (batch size, on the explorer's worker thread?) for every footprint measured from now on
+    real = memory.footprint
+
+    def counted(model, data, batch_size, optimizer="sgd"):
+        measured.append((batch_size, threading.current_thread() is not threading.main_thread()))
+        return real(model, data, batch_size, optimizer)
+
+    monkeypatch.setattr(memory, "footprint", counted)
+    monkeypatch.setattr(memory_explorer, "footprint", counted)
+    widget.controls["budget_mb"].value = 10.0  # a view change: every bar and the verdict come from the records
+    assert measured == [] and widget.status.value.startswith("fits: the whole batch")
+    widget.controls["accumulate"].value = 3  # micro-batches of 1366 samples: measured once, by compute, on the worker
+    widget.wait()
+    assert measured == [(1366, True)] and widget.status.value.startswith("fits: 3 micro-batches of ≤ 1366")
+    assert {"1366", "4096"} <= set(widget.figure.data[0].x)
 
 
 def test_the_cross_validation_explorer_shows_the_leak():

@@ -8,9 +8,11 @@ trains and no torch model is needed, so a run loaded from a checkpoint plots the
 >>> to_html(loss_curves(ev.train("moons", epochs=5)), "loss.html")  # doctest: +SKIP
 """
 
-from .claims import cross_validation, memory_bars, sliding_epochs
 from .curves import loss_curves, weights_over_epochs
+from .epoch_windows import sliding_epochs
+from .folds import cross_validation
 from .landscape import loss_landscape
+from .memory_use import memory_bars
 from .orders import sample_orders
 from .style import decimate, to_html
 

@@ -11,9 +11,8 @@ from .. import checks
 from ..policies import POLICIES
 from ..run import Run
 from .axes import X_TITLES, X_UNITS, epoch_edges, epoch_x, step_x, weight_path
-from .style import EPOCH_LINE_WIDTH, decimate, epoch_marks, layout, series_colours, translucent
+from .style import EPOCH_LINE_WIDTH, LOSS_TITLES, decimate, epoch_marks, layout, series_colours, translucent
 
-LOSS_TITLES = {"classification": "loss (cross-entropy)", "regression": "loss (mean squared error)"}
 STEP_HOVER = (
     "epoch %{customdata[0]}, batch %{customdata[1]} of %{customdata[2]}<br>"
     "step %{customdata[3]:,} · %{customdata[4]:,} samples seen<br>"

@@ -27,6 +27,7 @@ MAX_POINTS = 4000  # per-step traces longer than this are thinned for display (s
 BAND_LIMIT = 40  # up to this many epochs each gets a shaded band; above, a line every few epochs
 LABEL_LIMIT = 10  # bands narrower than 1/LABEL_LIMIT of the x range are too narrow to say "epoch k"
 BAND_SHADE = "rgba(0, 0, 0, 0.06)"
+LOSS_TITLES = {"classification": "loss (cross-entropy)", "regression": "loss (mean squared error)"}  # y axis, by task
 
 
 def series_colours(modes: list[str | None]) -> list[str]:

@@ -5,9 +5,12 @@ background thread where the latest setting wins, and shows problems inside the w
 """
 
 from .base import Explorer
+from .crossval_explorer import CrossValidationExplorer
 from .explorer import RunExplorer, explorer
+from .landscape_explorer import LandscapeExplorer
+from .memory_explorer import MemoryExplorer
 from .predict import Prediction, predict
-from .small import CrossValidationExplorer, LandscapeExplorer, MemoryExplorer, batch_size_explorer, reset_explorer
+from .presets import batch_size_explorer, reset_explorer
 
 __all__ = [
     "CrossValidationExplorer", "Explorer", "LandscapeExplorer", "MemoryExplorer", "Prediction", "RunExplorer",

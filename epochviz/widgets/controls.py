@@ -13,14 +13,13 @@ import ipywidgets as widgets
 
 from .. import checks
 from ..data import GENERATORS, steps_per_epoch
-from ..objectives import OPTIMIZERS
+from ..objectives import OPTIMIZER_LABELS, OPTIMIZERS
 from ..plots.axes import X_UNITS
 from ..policies import POLICIES, RESETS
 
 _WIDE = {"description_width": "8.5em"}
 _ROW = widgets.Layout(width="26em")
 
-OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}  # one per objectives.OPTIMIZERS
 LR_EXPONENTS = (-4, 1.5)  # the learning-rate slider spans 10^-4 … 10^1.5 (about 0.0001 … 32)
 
 

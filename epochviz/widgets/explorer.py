@@ -14,9 +14,9 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from .. import checks, plots
-from ..batched import train_many
 from ..config import TrainConfig
-from ..data import Dataset, load, steps_per_epoch, train_validation_split
+from ..data import Dataset, dataset, steps_per_epoch, train_validation_split
+from ..objectives import OPTIMIZER_LABELS
 from ..policies import RESETS
 from ..run import Run
 from ..train import resume, train
@@ -150,16 +150,8 @@ class RunExplorer(Explorer):
         values = request.values
         data = self._dataset(values["dataset"])
         settings = {name: values[name] for name in ("epochs", "batch_size", "lr", "optimizer", "shuffle", "seed")}
-        if values["compare"]:  # three small models at once cost about as much as one (see batched.py)
-            grown: dict[str, Run] = {}
-
-            def each_epoch(run: Run) -> None:
-                grown[run.config.reset] = run
-                partial(dict(grown))
-
-            runs = train_many(data, [{"reset": mode} for mode in RESETS], on_epoch=each_epoch,
-                              **settings, **self.train_args)  # fmt: skip
-            return dict(zip(RESETS, runs, strict=True))
+        if values["compare"]:
+            return self._train_side_by_side(data, settings, dict(cached or {}), partial)
         mode = values["reset"]
         earlier = (cached or {}).get(mode)
         if earlier is not None and earlier.can_resume:
@@ -218,9 +210,10 @@ class RunExplorer(Explorer):
         message = ""
         if steps > SLOW_STEPS:
             per_epoch = self._steps_per_epoch(values)
+            modes = " over all reset modes" if values["compare"] else ""
             message = (
-                f"This setting takes {steps:,} optimizer steps ({steps // per_epoch:,} epochs × {per_epoch:,} steps "
-                f"per epoch), roughly {_duration(steps / STEPS_PER_SECOND)} on a laptop. The curve grows as it "
+                f"This setting takes {steps:,} optimizer steps ({steps // per_epoch:,} epochs{modes} × {per_epoch:,} "
+                f"steps per epoch), roughly {_duration(steps / STEPS_PER_SECOND)} on a laptop. The curve grows as it "
                 f"trains; change any control to stop it at the end of the current epoch. A larger batch or fewer "
                 f"epochs is faster."
             ).replace(",", "\u2009")
@@ -257,7 +250,7 @@ class RunExplorer(Explorer):
 
     def _dataset(self, name: str) -> Dataset:
         if name not in self._datasets:
-            self._datasets[name] = load(name)
+            self._datasets[name] = dataset(name)
         return self._datasets[name]
 
     def _n_train(self, name: str) -> int:
@@ -268,12 +261,32 @@ class RunExplorer(Explorer):
         return steps_per_epoch(self._n_train(values["dataset"]), values["batch_size"],
                                self.train_args.get("drop_last", False))  # fmt: skip
 
+    def _train_side_by_side(self, data: Dataset, settings: dict, runs: dict[str, Run], partial) -> dict[str, Run]:
+        """A run per reset mode, one epoch of each in turn so the curves grow together; `runs` already trained go on.
+
+        Each run is made by `train` and carried on by `resume`, epoch by epoch, which gives the very
+        numbers one `train` call would. So "Train 5 more epochs" continues every curve from the
+        weights it ended with, as it does for one mode. (`train_many` would train the modes together
+        faster, but its runs cannot resume.)
+        """
+        for epoch in range(1, settings["epochs"] + 1):
+            behind = [mode for mode in RESETS if mode not in runs or _can_go_on(runs[mode], epoch)]
+            for mode in behind:
+                if mode in runs:
+                    resume(runs[mode], epoch)
+                else:
+                    runs[mode] = train(data, reset=mode, **{**settings, "epochs": epoch}, **self.train_args)
+            if behind:
+                partial(dict(runs))
+        return runs
+
     def _steps_to_train(self, request: Request) -> int:
-        """Optimizer steps that `request` still needs: a run already trained in part only resumes."""
+        """Optimizer steps that `request` still needs, over all its runs: a run already trained in part only resumes."""
         values = request.values
-        earlier = None if values["compare"] else (self._cache.get(request.key) or {}).get(values["reset"])
-        done = earlier.completed_epochs if earlier is not None and earlier.can_resume else 0
-        return max(values["epochs"] - done, 0) * self._steps_per_epoch(values)
+        cached = self._cache.get(request.key) or {}
+        modes = RESETS if values["compare"] else (values["reset"],)
+        done = [cached[mode].completed_epochs if mode in cached and cached[mode].can_resume else 0 for mode in modes]
+        return sum(max(values["epochs"] - epochs, 0) for epochs in done) * self._steps_per_epoch(values)
 
     def _noted(self, status: str) -> str:
         return f"<b>{self._note}</b> · {status}" if self._note else status
@@ -307,12 +320,17 @@ def _up_to(run: Run, epochs: int) -> Run:
     return run.first(min(epochs, run.completed_epochs))
 
 
+def _can_go_on(run: Run, epoch: int) -> bool:
+    """Whether `run` stopped before `epoch` and can train on to it (a run that diverged cannot)."""
+    return run.completed_epochs < epoch and not run.diverged
+
+
 def _button(label: str, tooltip: str, icon: str) -> widgets.Button:
     return widgets.Button(description=label, tooltip=tooltip, icon=icon, layout=widgets.Layout(width="auto"))
 
 
 def _title(values: dict) -> str:
-    optimizer = make.OPTIMIZER_LABELS[values["optimizer"]]
+    optimizer = OPTIMIZER_LABELS[values["optimizer"]]
     return f"{values['dataset']} · batch {values['batch_size']} · {optimizer}, learning rate {values['lr']:.3g}"
 
 

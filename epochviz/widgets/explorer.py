@@ -149,7 +149,8 @@ class RunExplorer(Explorer):
     def compute(self, request: Request, cached: dict[str, Run] | None, partial) -> dict[str, Run]:
         values = request.values
         data = self._dataset(values["dataset"])
-        settings = {name: values[name] for name in ("epochs", "batch_size", "lr", "optimizer", "shuffle", "seed")}
+        # train's arguments from the controls: the run settings but the two passed on their own, and the epochs
+        settings = {name: values[name] for name in ("epochs", *RUN_SETTINGS) if name not in ("dataset", "reset")}
         if values["compare"]:
             return self._train_side_by_side(data, settings, dict(cached or {}), partial)
         mode = values["reset"]

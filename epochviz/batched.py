@@ -113,12 +113,12 @@ def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
             output = _forward(layers, x[batch])
             loss = loss_of(output.flatten(0, 1), y[batch].flatten()).view(len(together), -1).mean(1)
             # backward: model k's loss depends on row k alone, so one backward of the sum gives each its own gradient
-            for stack in stacks.values():
-                stack.grad = None
+            for group in groups:
+                group.optimizer.zero_grad(set_to_none=False)  # the stacks' gradients, row by row (views)
             loss.sum().backward()
             # update: one step of torch's optimizer for each group of models
             for group in groups:
-                group.step(stacks.values())
+                group.optimizer.step()
             losses.append(loss.detach())
             outputs.append(output.detach())
             elapsed.append(time.perf_counter() - started)
@@ -131,13 +131,14 @@ def _train_together(data: Dataset, runs: list[Run], on_epoch) -> None:
         for row, run in enumerate(together):
             if not training[row]:
                 continue
-            _load_model(run.model, stacks, row)
             diverged = record_epoch(
                 run, epoch, sizes, step_losses[:, row], np.array(elapsed), None, start=start[row], end=end[row],
                 train_accuracy=train_accuracy[row], validation=(val_loss[row], val_accuracy[row]),
                 elapsed_s=time.perf_counter() - started,
             )  # fmt: skip
             training[row] = not diverged
+            if diverged or on_epoch is not None or epoch == first["epochs"]:  # its model, as `train` leaves it
+                _load_model(run.model, stacks, row)
         for run in runs:  # in the order of the variants, each model that completed this epoch
             if on_epoch is not None and run.completed_epochs == epoch:
                 on_epoch(run)
@@ -156,23 +157,25 @@ class _Group:
     weights: list[torch.Tensor]  # the stacks' rows of these models (views): the optimizer updates them in place
     optimizer: torch.optim.Optimizer
 
-    def step(self, stacks) -> None:
-        """torch's optimizer step for these rows, on their share of the stacks' gradients."""
-        for weights, stack in zip(self.weights, stacks, strict=True):
-            weights.grad = stack.grad[self.rows]
-        self.optimizer.step()
-
 
 def _shared_optimizer(run: Run) -> tuple[str, float, bool]:
     return run.config["optimizer"], run.config["lr"], POLICIES[run.config["reset"]].optimizer
 
 
 def _groups(together: list[Run], stacks: list[torch.Tensor]) -> list[_Group]:
-    """One group per run of neighbouring rows with the same optimizer, learning rate and optimizer reset."""
+    """One group per run of neighbouring rows with the same optimizer, learning rate and optimizer reset.
+
+    Each group's weights and gradients are views of its rows of the stacks and of the stacks'
+    gradients (kept, zeroed in place), so backward fills them and torch's optimizer updates the stacks.
+    """
+    for stack in stacks:
+        stack.grad = torch.zeros_like(stack)
     groups, start = [], 0
     for (kind, lr, forgets), members in groupby(together, key=_shared_optimizer):
         rows = slice(start, start + len(list(members)))
         weights = [stack.detach()[rows].requires_grad_() for stack in stacks]
+        for own, stack in zip(weights, stacks, strict=True):
+            own.grad = stack.grad[rows]
         groups.append(_Group(rows, kind, lr, forgets, weights, make_optimizer(kind, weights, lr)))
         start = rows.stop
     return groups

@@ -205,7 +205,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
 
         # one pass over the training data: a fresh order, cut into batches
         order = torch.from_numpy(epoch_order(len(state.x), epoch, seed=config["seed"], shuffle=config["shuffle"]))
-        batches = epoch_batches(order.to(state.x.device), sizes)
+        order = order.to(state.x.device)
+        batches = epoch_batches(order, sizes)
         losses, outputs, weights, elapsed = [], [], [], []
         for batch in batches:
             if keep_weights:
@@ -227,7 +228,7 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
 
         # record what the epoch did (one copy to the host per epoch, not one per step)
         end = flat_parameters(model).cpu().numpy()
-        seen = order[: sizes.sum()].to(state.x.device)
+        seen = order[: sizes.sum()]  # all of the order, unless drop_last left some out
         diverged = record_epoch(
             run,
             epoch,

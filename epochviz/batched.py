@@ -10,11 +10,10 @@ between the models: row k of every tensor belongs to model k alone, with its own
 sample order, learning rate, optimizer and reset policy, and it is recorded by the very code
 that records a `train` run (`train.record_epoch`).
 
-Measured on a 2-core CPU for K = 8 MLPs, against K calls of `train` (benchmarks/run.py has the
-design notes): autograd on the stacks with torch's optimizers is about 6–7× faster, the same with
-one optimizer per model about 4× (K optimizer steps per batch cost what K trainings cost), and
-`torch.func.vmap` over one model's loss, with `grad` or autograd, 2–3× (vmap's own bookkeeping
-costs more than these models' arithmetic).
+Measured on a 2-core CPU for K = 8 MLPs (benchmarks/results.md, "batched"): about 5× faster
+than K calls of `train` (6–7× for the training steps alone); `torch.func.vmap` over one
+model's loss, with `grad` or with autograd, was 2–3× (its own bookkeeping costs more than these
+models' arithmetic), and stacking the models' own parameters at every step about 4×.
 """
 
 from __future__ import annotations

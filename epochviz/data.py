@@ -326,6 +326,23 @@ def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool) -> int:
     return n_train // batch_size if drop_last else -(-n_train // batch_size)
 
 
+def batch_sizes(n_train: int, batch_size: int, drop_last: bool) -> np.ndarray:
+    """How many samples each step of an epoch trains on: full batches, then what is left (unless dropped)."""
+    sizes = np.full(steps_per_epoch(n_train, batch_size, drop_last), batch_size)
+    if not drop_last and n_train % batch_size:
+        sizes[-1] = n_train % batch_size
+    return sizes
+
+
+def epoch_batches(order: torch.Tensor, sizes: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """An epoch's sample order (along its last dimension) cut into batches of `sizes` (see `batch_sizes`).
+
+    With drop_last the samples after the last full batch are left out of this epoch; the next
+    epoch's order is drawn afresh, so they are not left out for good.
+    """
+    return order.split(int(sizes[0]), dim=-1)[: len(sizes)]
+
+
 def check_split(split, n: int) -> tuple[np.ndarray, np.ndarray]:
     """An explicit (train_rows, val_rows) split of n samples, checked: whole row numbers within 0 … n−1,
     each row used at most once (an epoch visits every training sample once), something to train."""

@@ -7,7 +7,7 @@ and optimizer a run uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -18,20 +18,22 @@ OPTIMIZERS = tuple(OPTIMIZER_LABELS)  # what `train(optimizer=...)` takes; `make
 MOMENTUM = 0.9  # the "momentum" optimizer's: each step keeps 90 % of the previous step's direction
 
 
-def make_optimizer(name: str, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """A fresh optimizer for `model`: it holds no momentum and no running averages yet."""
+def make_optimizer(name: str, model: nn.Module | Iterable[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    """A fresh optimizer for `model` (or for these weights): it holds no momentum and no running averages yet."""
+    parameters = model.parameters() if isinstance(model, nn.Module) else model
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr)
+        return torch.optim.SGD(parameters, lr=lr)
     if name == "momentum":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM)
-    return torch.optim.Adam(model.parameters(), lr=lr)
+        return torch.optim.SGD(parameters, lr=lr, momentum=MOMENTUM)
+    return torch.optim.Adam(parameters, lr=lr)
 
 
-def loss_function(task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy for classification, mean squared error for regression (both batch means)."""
+def loss_function(task: str, reduction: str = "mean") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy for classification, mean squared error for regression: the batch's mean, or with
+    reduction="none" one loss per sample (train_many averages those over each model's own batch)."""
     if task == "classification":
-        return F.cross_entropy
-    return lambda output, target: F.mse_loss(output.squeeze(-1), target)
+        return lambda output, target: F.cross_entropy(output, target, reduction=reduction)
+    return lambda output, target: F.mse_loss(output.squeeze(-1), target, reduction=reduction)
 
 
 def accuracy(output: torch.Tensor, target: torch.Tensor, task: str) -> float:

@@ -21,7 +21,7 @@ from torch import nn
 
 from . import checkpoint, checks
 from .config import TrainConfig, checkpoint_path, resolve_device
-from .data import Dataset, as_dataset, check_full_batch, epoch_order, epoch_seed, split_rows
+from .data import Dataset, as_dataset, batch_sizes, check_full_batch, epoch_batches, epoch_order, epoch_seed, split_rows
 from .memory import check_fits, check_weight_store, from_device_error
 from .models import build, flat_parameters, fresh_weights
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
@@ -185,10 +185,12 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
     config = run.config
     policy = POLICIES[config.reset]
     loss_of = loss_function(run.data.task)
-    model, n = state.model, len(state.x)
-    batch_size, pieces, keep_weights = config.batch_size, config.accumulate, config.track_weights
+    model = state.model
+    pieces, keep_weights = config.accumulate, config.track_weights
+    sizes = batch_sizes(len(state.x), config.batch_size, config.drop_last)  # the same cut every epoch
     own_module = isinstance(config.model, nn.Module)  # it may draw random numbers (dropout) from torch's generator
     started = time.perf_counter() - run.elapsed_s  # a resumed run keeps counting where it stopped
+    end = None  # the weights the previous epoch ended with (on the host, as the record keeps them)
     model.train()
 
     for epoch in epochs:
@@ -202,13 +204,13 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         optimizer = state.optimizer
         if own_module:  # its random draws depend on (seed, epoch) alone, like the order: a resumed run draws the same
             torch.manual_seed(epoch_seed(config.seed, epoch))
-        start = flat_parameters(model)
+        # where this epoch starts: where the previous one ended, unless the reset moved the weights
+        start = end if end is not None and not policy.restores_weights else flat_parameters(model).cpu().numpy()
 
         # one pass over the training data: a fresh order, cut into batches
-        order = torch.from_numpy(epoch_order(n, epoch, seed=config.seed, shuffle=config.shuffle))
-        batches = list(order.to(state.x.device).split(batch_size))
-        if config.drop_last and len(batches[-1]) < batch_size:
-            batches.pop()
+        order = torch.from_numpy(epoch_order(len(state.x), epoch, seed=config.seed, shuffle=config.shuffle))
+        order = order.to(state.x.device)
+        batches = epoch_batches(order, sizes)
         losses, outputs, weights, elapsed = [], [], [], []
         for batch in batches:
             if keep_weights:
@@ -229,30 +231,23 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
             elapsed.append(time.perf_counter() - started)
 
         # record what the epoch did (one copy to the host per epoch, not one per step)
-        step_losses = torch.stack(losses).cpu().numpy().astype(np.float64)
-        sizes = np.array([len(batch) for batch in batches])
-        finite = np.isfinite(step_losses)
-        done = len(batches) if finite.all() else int(np.argmin(finite))
-        step_weights = torch.stack(weights).cpu().numpy()[:done] if weights else None
-        run.add_steps(epoch, sizes[:done], step_losses[:done], np.array(elapsed[:done]), step_weights)
-        if done < len(batches):
-            run.diverged_at = (epoch, run.total_steps + 1)
-            break
-        end = flat_parameters(model)
-        val_loss, val_accuracy = evaluate(model, state.x_val, state.y_val, loss_of)
-        if epoch_diverged(end, val_loss, len(state.x_val)):  # the last update left no finite loss behind
-            run.diverged_at = (epoch, run.total_steps)
-            break
-        seen = order[: sizes.sum()].to(state.x.device)
-        run.add_epoch(
-            train_loss=float(np.average(step_losses, weights=sizes)),
-            val_loss=val_loss,
+        end = flat_parameters(model).cpu().numpy()
+        seen = order[: sizes.sum()]  # all of the order, unless drop_last left some out
+        diverged = record_epoch(
+            run,
+            epoch,
+            sizes,
+            torch.stack(losses).cpu().numpy(),
+            np.array(elapsed),
+            torch.stack(weights).cpu().numpy() if weights else None,
+            start=start,
+            end=end,
             train_accuracy=accuracy(torch.cat(outputs), state.y[seen], run.data.task),
-            val_accuracy=val_accuracy,
-            start=start.cpu().numpy(),
-            end=end.cpu().numpy(),
+            validation=evaluate(model, state.x_val, state.y_val, loss_of),
             elapsed_s=time.perf_counter() - started,
         )
+        if diverged:
+            break
         if config.checkpoint:
             checkpoint.save(config.checkpoint, run, model.state_dict(), optimizer.state_dict(),
                             state.initial_weights)  # fmt: skip
@@ -261,10 +256,39 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
     return run
 
 
-def epoch_diverged(end: torch.Tensor, val_loss: float, validation_samples: int) -> bool:
-    """Whether an epoch whose every batch loss was finite still diverged: at its end, the weights
-    or the validation loss are infinite or NaN (the epoch's last update blew up)."""
-    return not bool(torch.isfinite(end).all()) or (validation_samples > 0 and not np.isfinite(val_loss))
+def record_epoch(run: Run, epoch: int, sizes: np.ndarray, losses: np.ndarray, elapsed: np.ndarray,
+                 step_weights: np.ndarray | None, *, start: np.ndarray, end: np.ndarray, train_accuracy: float,
+                 validation: tuple[float, float], elapsed_s: float) -> bool:  # fmt: skip
+    """Append what epoch `epoch` did to `run`, and say whether the run diverged in it (the loop then stops).
+
+    Its steps are kept up to the first one whose loss is not finite. An epoch whose every batch
+    loss was finite still diverged if it ended with weights or a validation loss that are
+    infinite or NaN: its last update blew up. Only a sound epoch gets a row in `run.epochs`.
+    `train` and `train_many` both record through here.
+    """
+    losses = losses.astype(np.float64)
+    finite = np.isfinite(losses)
+    done = len(losses) if finite.all() else int(np.argmin(finite))
+    run.add_steps(
+        epoch, sizes[:done], losses[:done], elapsed[:done], None if step_weights is None else step_weights[:done]
+    )
+    val_loss, val_accuracy = validation
+    if done < len(losses):
+        run.diverged_at = (epoch, run.total_steps + 1)
+    elif not np.isfinite(end).all() or (len(run.val_indices) > 0 and not np.isfinite(val_loss)):
+        run.diverged_at = (epoch, run.total_steps)
+    else:
+        run.add_epoch(
+            train_loss=float((losses * sizes).sum() / sizes.sum()),  # the mean over samples: batches weigh by size
+            val_loss=val_loss,
+            train_accuracy=train_accuracy,
+            val_accuracy=val_accuracy,
+            start=start,
+            end=end,
+            elapsed_s=elapsed_s,
+        )
+        return False
+    return True
 
 
 _GLOBAL_GENERATOR = threading.RLock()  # held while a training draws from torch's global generator

@@ -56,6 +56,17 @@ def test_every_reset_policy_and_optimizer_with_its_own_seed_and_lr_matches_train
     assert not np.array_equal(resets["never"].params(3, "start"), resets["never"].params(1, "start"))
 
 
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_every_policy_with_every_optimizer_matches_train_in_either_sample_order(shuffle):
+    # models sharing an optimizer and a learning rate share torch's optimizer over their rows: mixing
+    # policies that clear it with one that does not, and kinds, checks that each keeps its own state
+    variants = [{"reset": reset, "optimizer": optimizer, "lr": LR[optimizer]} for reset in RESETS for optimizer in LR]
+    runs = assert_each_equals_train(MOONS, variants, epochs=3, batch_size=24, shuffle=shuffle, seed=3)
+    last = {(run.config.reset, run.config.optimizer): run.epochs.train_loss.iloc[-1] for run in runs}
+    assert last["never", "sgd"] == last["optimizer", "sgd"]  # plain SGD keeps no state: clearing it changes nothing
+    assert len(set(last.values())) == len(variants) - 1  # every other pair trains differently
+
+
 @pytest.mark.parametrize("val_fraction", [0.25, 0])
 def test_regression_with_a_linear_model_matches_train_with_and_without_validation(val_fraction):
     variants = [{"seed": 0}, {"seed": 4, "lr": 0.1, "optimizer": "momentum", "reset": "optimizer"}]

@@ -10,18 +10,28 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told to (CI and containers run as root)
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test lint notebooks browser browser-report bench html present lock clean
+.PHONY: lab test pytest nbval-native nbval-default lint notebooks browser browser-report bench html present lock clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(AS_ROOT) notebooks/00_start_here.ipynb
 
-# strict nbval twice: on this CPU's own kernels, then on the plain ones (ATEN_CPU_CAPABILITY=default) that
-# another CPU may run, so a saved output that only this machine reproduces fails here, not on the next machine
-NBVAL := $(BIN)/python -m pytest notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg
+# Three passes, two at a time (one per core), each printing its report whole when it ends: pytest over
+# tests/ (browser tests included; the longest, so it starts first), and strict nbval twice: on this CPU's
+# own kernels, and on the plain ones (ATEN_CPU_CAPABILITY=default) that another CPU may run, so a saved
+# output that only this machine reproduces fails here, not on the next machine.
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+NBVAL := $(PYTEST) notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest tests
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest nbval-native nbval-default
+
+pytest: $(STAMP)
+	$(PYTEST) tests
+
+nbval-native: $(STAMP)
 	$(NBVAL)
+
+nbval-default: $(STAMP)
 	ATEN_CPU_CAPABILITY=default $(NBVAL)
 
 # the virtual environment, rebuilt only when the dependencies change

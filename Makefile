@@ -12,8 +12,13 @@ AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test pytest nbval-native nbval-default lint notebooks browser browser-report bench html present lock clean
 
+# opens (and prints the address of) the first notebook, not the Launcher; no "get Jupyter news?" prompt.
+# LAB_ARGS adds options, e.g. make lab LAB_ARGS="--no-browser --ServerApp.port=0"
+LAB_ARGS ?=
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(AS_ROOT) notebooks/00_start_here.ipynb
+	mkdir -p $(VENV)/share/jupyter/lab/settings && cp tools/lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(AS_ROOT) --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb \
+	  $(LAB_ARGS)
 
 # Three passes, two at a time (one per core), each printing its report whole when it ends: pytest over
 # tests/ (browser tests included; the longest, so it starts first), and strict nbval twice: on this CPU's

@@ -145,7 +145,7 @@ def _refused(path: str | os.PathLike):
         raise CheckpointError(f"{str(Path(path).expanduser())!r} cannot be resumed: {problem.rstrip('.')}.") from error
 
 
-def check_fits(path: str | os.PathLike, contents: dict, net: nn.Module, *, yours: bool) -> None:
+def check_model_fits(path: str | os.PathLike, contents: dict, net: nn.Module, *, yours: bool) -> None:
     """Refuse weights, initial weights or optimizer state in `contents` (from `load`) that do not fit `net`.
 
     `net` is the model `resume` built to carry on. When it is `yours` (a module the learner passed),

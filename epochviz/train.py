@@ -132,7 +132,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
         saved = checkpoint.load(source, model=model)
         run = saved["run"]
         net = build(run.config.model, run.data, run.config.seed)
-        checkpoint.check_fits(source, saved, net, yours=model is not None)
+        checkpoint.check_model_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
         # it trains on `device` and keeps saving where it was read from
         run.config = replace(run.config, device=device, checkpoint=checkpoint_path(source, "source"))

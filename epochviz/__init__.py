@@ -14,6 +14,7 @@ from .data import Dataset, circles, dataset, digits, from_arrays, k_folds, line,
 from .hardware import compare_hardware
 from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
+from .parallel import train_parallel
 from .policies import POLICIES, RESETS, ResetPolicy
 from .run import Run
 from .step_memory import Footprint
@@ -26,7 +27,7 @@ __all__ = [
     "ResetPolicy", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
     "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
-    "train_many", "train_validation_split",
+    "train_many", "train_parallel", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
 

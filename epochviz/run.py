@@ -54,6 +54,9 @@ class Run:
     # (epoch, step) where the loss stopped being finite: the step whose batch loss was not (it is not
     # recorded), or the last step of an epoch that left the weights or the validation loss non-finite
     diverged_at: tuple[int, int] | None = None
+    workers: int = 1  # processes that shared every epoch (`train_parallel`); 1 for `train`
+    # for a run of several workers: epoch → one row per worker, the training positions it visited in order
+    worker_orders: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _step_chunks: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)
     _epoch_rows: list[dict[str, float]] = field(default_factory=list, repr=False)
     _epoch_params: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
@@ -140,7 +143,13 @@ class Run:
         return _concat(self._step_weights)
 
     def sample_order(self, epoch: int) -> np.ndarray:
-        """Positions in the training split (0 … N_train−1) in the order epoch `epoch` visited them."""
+        """Positions in the training split (0 … N_train−1) in the order epoch `epoch` visited them.
+
+        For a run of several workers: the order its sampler dealt out, worker 0 taking the first position,
+        worker 1 the next, and so on (a sampler that pads every share to one length repeats a few positions);
+        step s trained on its s-th stretch of batch_size positions, whichever worker held them."""
+        if epoch in self.worker_orders:
+            return self.worker_orders[epoch].T.reshape(-1)
         return epoch_order(len(self.train_indices), epoch, seed=self.config.seed, shuffle=self.config.shuffle)
 
     def first(self, epochs: int) -> Run:
@@ -201,6 +210,9 @@ class Run:
             _epoch_params=[(start.copy(), end.copy()) for start, end in self._epoch_params[:epochs]],
             _step_weights=[weights.copy() for weights in self._step_weights[:steps]],
             _tables={},
+            worker_orders={
+                epoch: order.copy() for epoch, order in self.worker_orders.items() if epochs is None or epoch <= epochs
+            },
             training_state=None,
             **changes,
         )

@@ -184,6 +184,41 @@ def test_sync_figure_changes_traces_in_place_when_their_shape_allows():
     assert [t.type for t in widget.data] == ["bar", "scatter"]
 
 
+def _arrays(value, path=()):
+    """Paths of the NumPy arrays inside a figure's plain data."""
+    if isinstance(value, np.ndarray):
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _arrays(item, (*path, key))]
+    if isinstance(value, (list, tuple)):
+        return [found for i, item in enumerate(value) for found in _arrays(item, (*path, i))]
+    return []
+
+
+def test_the_browser_can_answer_every_trace_with_a_delta_and_the_kernel_raises_nothing(small):
+    """The browser sends back what it redrew differently: a whole list for a list it was sent, but for a NumPy
+    array (sent as a typed array) a dict of changed elements ({"0": …}), against which plotly's Python side
+    raised "the truth value of an array … is ambiguous" into the log console."""
+    small.controls["reset"].value = "weights"  # a redraw in place, with more traces
+    small.wait()
+    assert all(_arrays(trace._props) == [] for trace in small.figure.data)
+    assert _arrays(small.figure._layout) == []
+
+    def changed(value):  # what the browser answers for a property it was sent
+        if isinstance(value, np.ndarray):
+            return {"0": 0.5}
+        return [0.5] * len(value) if isinstance(value, list) and value and not isinstance(value[0], dict) else []
+
+    deltas = [
+        {"uid": trace.uid, **{name: changed(value) for name, value in trace._props.items() if len(changed(value))}}
+        for trace in small.figure.data
+    ]
+    small.figure._trace_edit_in_process = True
+    small.figure._handler_js2py_traceDeltas(
+        {"new": {"trace_deltas": deltas, "trace_edit_id": small.figure._last_trace_edit_id}}
+    )
+
+
 def test_the_small_explorers_each_show_their_idea():
     resets = reset_explorer(epochs=3)
     assert {t.legendgroup for t in resets.figure.data} == {f"reset: {mode}" for mode in RESETS}

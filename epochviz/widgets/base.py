@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 
 from .worker import LatestWins
@@ -255,8 +256,16 @@ class Explorer:
 
 
 def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
-    """Make `widget` show `figure`, changing its traces in place when their kinds still match."""
-    fresh = [{k: v for k, v in trace.to_plotly_json().items() if k != "uid"} for trace in figure.data]
+    """Make `widget` show `figure`, changing its traces in place when their kinds still match.
+
+    What reaches the widget holds plain lists, never NumPy arrays. Plotly's browser side answers
+    a figure it was sent as typed arrays with "deltas" in which an array that it redrew differently
+    comes back as a dict of its changed elements, and its Python side then tests that array's
+    truth (`if not value` in `BaseFigureWidget._remove_overlapping_props`): a ValueError ("the
+    truth value of an array … is ambiguous") that only the log console shows. Lists avoid it
+    (plotly/plotly.py#4160 reports the error without a cause).
+    """
+    fresh = [{k: v for k, v in plain(trace.to_plotly_json()).items() if k != "uid"} for trace in figure.data]
     same_shape = len(widget.data) == len(fresh) and all(
         set(old.to_plotly_json()) - {"uid"} == set(new) for old, new in zip(widget.data, fresh, strict=True)
     )
@@ -266,9 +275,20 @@ def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
                 old.update(new, overwrite=True)
         else:
             widget.data = []
-            widget.add_traces(figure.data)
+            widget.add_traces(fresh)
         size = {"height": widget.layout.height, "width": widget.layout.width}
-        widget.layout = figure.layout.update(size, overwrite=True)
+        widget.layout = go.Layout(plain(figure.layout.to_plotly_json())).update(size, overwrite=True)
+
+
+def plain(value: Any) -> Any:
+    """`value` with every NumPy array (at any depth of dicts and lists) turned into a list."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
 
 
 def _keep_for_new_views(figure: go.FigureWidget) -> None:

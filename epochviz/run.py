@@ -7,6 +7,7 @@ draws, so a Run loaded from a checkpoint is as good as one fresh from `train`.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -18,6 +19,8 @@ from . import checks
 from .config import TrainConfig
 from .data import Dataset, epoch_order, steps_per_epoch
 
+BLOW_UP_FACTOR = 10  # a batch loss this many times the first one means training blew up, even while it stays finite
+CHANCE_MARGIN = 0.05  # accuracy within this of always guessing the largest class is no better than chance
 STEP_COLUMNS = ("epoch", "step", "batch", "batch_size", "samples_seen", "loss", "elapsed_s")
 EPOCH_COLUMNS = (
     "epoch", "steps", "samples_seen", "train_loss", "val_loss",
@@ -100,6 +103,34 @@ class Run:
     @property
     def diverged(self) -> bool:
         return self.diverged_at is not None
+
+    @property
+    def blew_up(self) -> bool:
+        """Whether some batch loss rose above BLOW_UP_FACTOR times the first one: the steps overshoot.
+
+        A finite loss can still have blown up: at a learning rate far too large, epoch 1 may reach
+        10⁸ and later epochs sit at a few units, which on a linear axis looks like 0 (trained),
+        while the model is no better than guessing. `diverged` is the case where it stopped being a number.
+        """
+        losses = self.steps["loss"].to_numpy()
+        return len(losses) > 1 and bool(losses.max() > BLOW_UP_FACTOR * abs(losses[0]))
+
+    @property
+    def at_chance(self) -> bool:
+        """Whether, after at least one epoch, accuracy never beat always guessing the largest class (classification).
+
+        Measured on the validation rows (the training rows when none are held out), at every epoch's end.
+        """
+        if self.data.task != "classification" or not self._epoch_rows:
+            return False
+        held_out = len(self.val_indices) > 0
+        column, rows = ("val_accuracy", self.val_indices) if held_out else ("train_accuracy", self.train_indices)
+        return bool(self.epochs[column].max() <= self.chance_accuracy(rows) + CHANCE_MARGIN)
+
+    def chance_accuracy(self, rows: np.ndarray | None = None) -> float:
+        """The accuracy of always guessing the most common class among `rows` (default: the validation rows)."""
+        labels = self.data.y[torch.as_tensor(self.val_indices if rows is None else rows)]
+        return float(torch.bincount(labels).max() / len(labels)) if len(labels) else math.nan
 
     @property
     def can_resume(self) -> bool:

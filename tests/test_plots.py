@@ -173,8 +173,12 @@ def test_epochs_are_labelled_bands_while_few_and_sparse_lines_when_many():
     bands = epoch_marks(np.arange(4.0))
     assert [band["type"] for band in bands] == ["rect"] * 3
     assert [band["label"]["text"] for band in bands] == ["epoch 1", "epoch 2", "epoch 3"]
-    assert "label" not in epoch_marks(np.arange(12.0))[0]
-    assert "label" not in epoch_marks(np.arange(4.0), span=100.0)[0], "bands too narrow for the drawn range"
+    labels = [band.get("label", {}).get("text") for band in epoch_marks(np.arange(13.0))]
+    assert labels == [f"epoch {k}" if k % 2 == 0 else None for k in range(1, 13)], "12 narrow bands: every 2nd"
+    assert [band["label"]["text"] for band in epoch_marks(np.arange(21.0)) if "label" in band] == [
+        "epoch 5", "epoch 10", "epoch 15", "epoch 20",
+    ]  # fmt: skip
+    assert all("label" not in band for band in epoch_marks(np.arange(4.0), span=100.0)), "too narrow for the range"
     many = epoch_marks(np.arange(101.0))
     assert 0 < len(many) <= 20 and {mark["type"] for mark in many} == {"line"}
 
@@ -345,3 +349,15 @@ def test_to_html_writes_a_standalone_file_with_plotly_inside(runs, tmp_path):
     # plotly.js itself names cdn.plot.ly once, as the default source of map outlines; nothing loads from it
     assert not re.search(r"<script[^>]*\bsrc=", html) and 'src="https://cdn.plot.ly' not in html
     assert "each batch" in html
+
+
+def test_a_loss_that_blows_up_but_stays_finite_is_called_out_on_a_log_axis():
+    wild = ev.train("moons", epochs=6, lr=31.6)
+    assert not wild.diverged and wild.blew_up and wild.at_chance
+    figure = loss_curves(wild)
+    assert figure.layout.yaxis.type == "log"
+    (note,) = figure.layout.annotations
+    assert note.text.startswith("blew up: the loss rose to") and "accuracy stayed at chance (51%)" in note.text
+    calm = ev.train("moons", epochs=6, lr=0.3)
+    assert not (calm.blew_up or calm.at_chance)
+    assert loss_curves(calm).layout.yaxis.type != "log" and not loss_curves(calm).layout.annotations

@@ -150,6 +150,34 @@ def test_a_diverging_setting_says_so_in_the_widget_and_a_good_one_recovers():
     assert widget.message.value == "" and not widget.run.diverged
 
 
+def test_the_top_of_the_learning_rate_slider_says_the_run_blew_up_though_its_loss_stays_finite():
+    widget = explorer("moons", epochs=5)
+    widget.controls["lr"].value = 10 ** widget.controls["lr"].max  # a log slider: max is the exponent
+    widget.wait()
+    assert not widget.run.diverged
+    assert (
+        "blew up without becoming infinite" in widget.message.value
+        and "accuracy stayed at chance" in widget.message.value
+    )
+    assert widget.figure.layout.yaxis.type == "log"
+    widget.controls["lr"].value = 0.1
+    widget.wait()
+    assert widget.message.value == ""
+
+
+def test_a_longer_ghost_does_not_stretch_the_axis_or_squeeze_the_epoch_labels():
+    widget = explorer("moons", epochs=20)
+    widget.controls["reset"].value = "weights"  # the 20-epoch "never" curve becomes a ghost
+    widget.wait()
+    widget.controls["epochs"].value = 6
+    widget.wait()
+    assert any(trace.legendgroup == "ghosts" for trace in widget.figure.data)
+    low, high = widget.figure.layout.xaxis.range
+    assert low < 0 < 6 < high < 6.5
+    labels = [shape.label.text for shape in widget.figure.layout.shapes if shape.label.text]
+    assert labels == [f"epoch {k}" for k in range(1, 7)]
+
+
 def test_two_hundred_rapid_changes_end_on_the_last_setting_with_no_error_and_no_thread_left():
     widget = explorer("moons", epochs=4)
     rng = random.Random(0)

@@ -166,6 +166,10 @@ class RunExplorer(Explorer):
         shown = {f"reset: {mode}": _up_to(run, values["epochs"]) for mode, run in result.items()}
         figure = plots.loss_curves(shown, x=values["x"], title=_title(values))
         if self._ghosts:
+            # the x axis follows the setting on screen: a longer ghost is cut at its edge, and the epoch bands
+            # (labelled for this range) keep their room
+            end = max(max(trace.x, default=0.0) for trace in figure.data)
+            figure.update_xaxes(range=[-0.02 * end, 1.02 * end])
             faded = plots.loss_curves(dict(self._ghosts), x=values["x"], show_steps=False, show_validation=False)
             for (label, _), trace in zip(self._ghosts, faded.data, strict=True):  # one epoch curve per ghost
                 trace.update(name=label, opacity=0.35, line={"dash": "dot"}, legendgroup="ghosts",
@@ -203,6 +207,8 @@ class RunExplorer(Explorer):
                 f"{request.values['lr']:.3g} is too large here, so each step overshoots and the weights blow up. "
                 f"The run stops there. Try a smaller learning rate."
             )
+        elif troubled := [r for r in result.values() if r.blew_up or r.at_chance]:
+            message = _not_learning(troubled[0], request.values["lr"])
         return status, message
 
     def announce(self, request: Request) -> tuple[str, str]:
@@ -314,6 +320,23 @@ def explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
     saw-tooth that never gets better.
     """
     return RunExplorer(data, **defaults)
+
+
+def _not_learning(run: Run, lr: float) -> str:
+    """What the learner must hear about a finite run that blew up, or whose accuracy stayed at chance."""
+    chance = f"{run.chance_accuracy():.0%}, what always answering the largest class gets"
+    if run.blew_up:
+        losses = run.steps["loss"]
+        guessing = f" Its accuracy stayed at chance ({chance})." if run.at_chance else ""
+        return (
+            f"This run blew up without becoming infinite: its loss rose to {losses.max():.2g} from "
+            f"{losses.iloc[0]:.2g}, so the lower values after that are not a trained model.{guessing} A learning "
+            f"rate of {lr:.3g} overshoots here; try a smaller one."
+        )
+    return (
+        f"Accuracy never rose above chance ({chance}): the model has learned nothing yet. Too small a learning rate "
+        f"learns too slowly, too large a one overshoots; try another, or more epochs."
+    )
 
 
 def _up_to(run: Run, epochs: int) -> Run:

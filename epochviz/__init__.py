@@ -11,6 +11,7 @@ from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
 from .data import Dataset, circles, dataset, digits, from_arrays, k_folds, line, moons, spirals, train_validation_split
+from .epoch_edges import losses_at_epoch_edges
 from .hardware import compare_hardware
 from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
@@ -26,8 +27,8 @@ __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
     "ResetPolicy", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
-    "train_many", "train_parallel", "train_validation_split",
+    "linear", "losses_at_epoch_edges", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals",
+    "summarize", "train", "train_many", "train_parallel", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
 

@@ -15,6 +15,7 @@ from .hardware import compare_hardware
 from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
 from .policies import POLICIES, RESETS, ResetPolicy
+from .resuming import ResumeComparison, stop_and_resume
 from .run import Run
 from .step_memory import Footprint
 from .summary import summarize
@@ -23,10 +24,10 @@ from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
-    "ResetPolicy", "Run", "TrainConfig",
+    "ResetPolicy", "ResumeComparison", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
-    "train_many", "train_validation_split",
+    "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals",
+    "stop_and_resume", "summarize", "train", "train_many", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
 

@@ -17,6 +17,7 @@ from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
 from .parallel import train_parallel
 from .policies import POLICIES, RESETS, ResetPolicy
+from .resuming import ResumeComparison, stop_and_resume
 from .run import Run
 from .step_memory import Footprint
 from .summary import summarize
@@ -25,10 +26,10 @@ from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
-    "ResetPolicy", "Run", "TrainConfig",
+    "ResetPolicy", "ResumeComparison", "Run", "TrainConfig",
     "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
     "linear", "losses_at_epoch_edges", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals",
-    "summarize", "train", "train_many", "train_parallel", "train_validation_split",
+    "stop_and_resume", "summarize", "train", "train_many", "train_parallel", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
 

@@ -43,6 +43,7 @@ class TrainingState:
     y: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    generator_state: torch.Tensor  # torch's global generator on the training device, as the last epoch left it
 
 
 def train(
@@ -102,7 +103,7 @@ def train(
 
 
 def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[Run], None] | None = None,
-           model: nn.Module | None = None, device: str = "auto") -> Run:  # fmt: skip
+           model: nn.Module | None = None, device: str = "auto", leave_out: str | None = None) -> Run:  # fmt: skip
     """Carry on training until `epochs` epochs in total, from a checkpoint file or a Run in memory.
 
     A Run in memory carries on in place (like calling `fit` again): the same object is returned,
@@ -110,6 +111,12 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     before (`first`, `stretched`) stay as they were. A checkpoint gives a new Run that keeps
     saving to the same file and trains on `device`. `model` is needed only when the run
     trained your own module: pass one of the same architecture to load the weights into.
+
+    `leave_out` ("optimizer_state" or "generator_state") resumes from a file as if that piece had
+    not been saved, to see what it holds: the optimizer starts over (momentum and Adam's averages
+    from zero), or torch's generator starts from the seed again, as a script that calls
+    `torch.manual_seed(seed)` and then loads the rest would do. Such a run is an experiment: it
+    does not save to the file it came from.
 
     >>> run = train("moons", epochs=3)
     >>> resume(run, epochs=6).completed_epochs
@@ -119,6 +126,8 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     weights. Stopping between epochs changes nothing; the epochs are only bookkeeping.
     """
     target = resolve_device(device)
+    if leave_out is not None:
+        checks.choice("leave_out", leave_out, checkpoint.LEAVABLE)
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch module of the architecture that was trained, or None; "
                         f"got {type(model).__name__}.")  # fmt: skip
@@ -126,17 +135,22 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
         run = source
         if run.training_state is None:
             raise ValueError(f"this Run cannot resume: {run.cannot_resume_because}.")
-        if model is not None:
-            raise ValueError("model is only for resuming from a checkpoint file; a Run carries on with its own model.")
+        if model is not None or leave_out is not None:
+            argument = "model" if model is not None else "leave_out"
+            raise ValueError(f"{argument} is only for resuming from a checkpoint file; a Run carries on with all "
+                             f"it has.")  # fmt: skip
     elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source, model=model)
         run = saved["run"]
         net = build(run.config.model, run.data, run.config.seed)
         checkpoint.check_model_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
-        # it trains on `device` and keeps saving where it was read from
-        run.config = replace(run.config, device=device, checkpoint=checkpoint_path(source, "source"))
-        _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"])
+        if leave_out is not None:
+            saved[leave_out] = None
+        # it trains on `device` and keeps saving where it was read from (unless it left a piece out)
+        saving = checkpoint_path(source, "source") if leave_out is None else None
+        run.config = replace(run.config, device=device, checkpoint=saving)
+        _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"], saved["generator_state"])
     else:
         raise TypeError(f"source must be a checkpoint file path or a Run; got {type(source).__name__}.")
     epochs = checks.whole("epochs", epochs, minimum=run.completed_epochs, maximum=checks.MAX_EPOCHS)
@@ -146,8 +160,12 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
 
 
 def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dict | None = None,
-            optimizer_state: dict | None = None) -> None:  # fmt: skip
-    """Give `run` what the loop needs to train it: the model on `device`, its optimizer and its data."""
+            optimizer_state: dict | None = None, generator_state: dict | None = None) -> None:  # fmt: skip
+    """Give `run` what the loop needs to train it: the model on `device`, its optimizer, its data, its generator.
+
+    Without a saved `generator_state` for this kind of device, torch's generator starts as
+    `torch.manual_seed(seed)` leaves it (a CPU and a GPU draw different numbers from one state).
+    """
     net = net.to(device)
     optimizer = make_optimizer(run.config.optimizer, net, run.config.lr)
     if optimizer_state is not None:
@@ -164,6 +182,9 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
         y=run.data.y[rows].to(device),
         x_val=run.data.x[held_out].to(device),
         y_val=run.data.y[held_out].to(device),
+        generator_state=generator_state["state"]
+        if generator_state is not None and generator_state["device"] == device.type
+        else torch.Generator(device).manual_seed(run.config.seed).get_state(),
     )
 
 
@@ -189,6 +210,7 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
     pieces, keep_weights = config.accumulate, config.track_weights
     sizes = batch_sizes(len(state.x), config.batch_size, config.drop_last)  # the same cut every epoch
     own_module = isinstance(config.model, nn.Module)  # it may draw random numbers (dropout) from torch's generator
+    generator = _global_generator(state.x.device)
     started = time.perf_counter() - run.elapsed_s  # a resumed run keeps counting where it stopped
     end = None  # the weights the previous epoch ended with (on the host, as the record keeps them)
     model.train()
@@ -202,8 +224,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if epoch > 1 and policy.optimizer:
             state.optimizer = make_optimizer(config.optimizer, model, config.lr)
         optimizer = state.optimizer
-        if own_module:  # its random draws depend on (seed, epoch) alone, like the order: a resumed run draws the same
-            torch.manual_seed(epoch_seed(config.seed, epoch))
+        if own_module:  # its random draws carry on where the last epoch's ended, in one go or resumed from a file
+            generator.set_state(state.generator_state)
         # where this epoch starts: where the previous one ended, unless the reset moved the weights
         start = end if end is not None and not policy.restores_weights else flat_parameters(model).cpu().numpy()
 
@@ -231,6 +253,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
             elapsed.append(time.perf_counter() - started)
 
         # record what the epoch did (one copy to the host per epoch, not one per step)
+        if own_module:
+            state.generator_state = generator.get_state()
         end = flat_parameters(model).cpu().numpy()
         seen = order[: sizes.sum()]  # all of the order, unless drop_last left some out
         diverged = record_epoch(
@@ -249,8 +273,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if diverged:
             break
         if config.checkpoint:
-            checkpoint.save(config.checkpoint, run, model.state_dict(), optimizer.state_dict(),
-                            state.initial_weights)  # fmt: skip
+            checkpoint.save(config.checkpoint, run, model.state_dict(), optimizer.state_dict(), state.initial_weights,
+                            {"device": state.x.device.type, "state": state.generator_state})  # fmt: skip
         if on_epoch is not None:
             on_epoch(run)
     return run
@@ -299,9 +323,10 @@ def _global_randomness(run: Run) -> Iterator[None]:
     """While a module of your own trains: torch's global generator, for this training alone.
 
     Layers such as dropout draw from torch's global generator, which has no private
-    counterpart. The loop seeds it every epoch; holding it under a lock (one such training at a
-    time: another thread's waits) keeps anyone else's training from drawing in between, and it
-    is restored afterwards, so your own random numbers carry on as if nothing had trained.
+    counterpart. The loop sets it to the run's own generator state every epoch and keeps the
+    state it ends with (a checkpoint stores it); holding it under a lock (one such training at
+    a time: another thread's waits) keeps anyone else's training from drawing in between, and
+    it is restored afterwards, so your own random numbers carry on as if nothing had trained.
     The models epochviz builds draw nothing while training and need none of this.
     """
     if not isinstance(run.config.model, nn.Module):
@@ -310,6 +335,13 @@ def _global_randomness(run: Run) -> Iterator[None]:
     device = run.training_state.x.device
     with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         yield
+
+
+def _global_generator(device: torch.device) -> torch.Generator:
+    """The generator that torch's random layers (dropout) draw from on `device`."""
+    if device.type == "cuda":
+        return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+    return torch.default_generator
 
 
 @contextmanager

@@ -40,7 +40,7 @@ from .run import Run
 FORMAT = "epochviz-checkpoint"
 VERSION = 2  # 2: a header line with the payload's SHA-256; 1 was a bare torch file, with no checksum
 ENTRIES = ("run", "data", "model_state", "optimizer_state", "initial_weights")  # what the payload holds
-DATA_FIELDS = ("x", "y", "task", "name", "classes")
+DATA_FIELDS = ("x", "y", "task", "name", "classes", "ordered")
 
 
 class CheckpointError(ValueError):
@@ -52,7 +52,8 @@ def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: 
     data = run.data
     write(path, {
         "run": run.to_state(),
-        "data": {"x": data.x, "y": data.y, "task": data.task, "name": data.name, "classes": list(data.classes)},
+        "data": {"x": data.x, "y": data.y, "task": data.task, "name": data.name, "classes": list(data.classes),
+                 "ordered": data.ordered},
         "model_state": model_state,
         "optimizer_state": optimizer_state,
         "initial_weights": initial_weights,
@@ -193,7 +194,7 @@ def _dataset(stored) -> Dataset:
     names = stored["classes"]
     if not isinstance(stored["name"], str) or not isinstance(names, list) or not all(isinstance(c, str) for c in names):
         raise TypeError("its data.name must be a string and data.classes a list of class names")
-    return Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(names))
+    return Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(names), stored["ordered"])
 
 
 def _settings(stored: dict) -> dict:

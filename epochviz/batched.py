@@ -252,7 +252,7 @@ def _new_runs(data: Dataset, variants: Sequence[dict], shared: dict) -> list[Run
                 "train_many batches only model='mlp' or 'linear'; train your own module with epochviz.train."
             )
         split = variant.get("split", shared.get("split"))
-        train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed, split=split)
+        train_rows, val_rows = split_rows(data, val_fraction=config.val_fraction, seed=config.seed, split=split)
         if runs and (len(train_rows), len(val_rows)) != (len(runs[0].train_indices), len(runs[0].val_indices)):
             raise ValueError(
                 f"split of variant {number} has {len(train_rows)} training and {len(val_rows)} validation rows, "

@@ -44,11 +44,11 @@ from .objectives import make_optimizer
 from .run import Run
 
 FORMAT = "epochviz-checkpoint"
-VERSION = 3  # 3: the generator's state; 2: a header line with the payload's SHA-256; 1: a bare torch file
+VERSION = 3  # 3: the generator's state, and whether the data is ordered; 2: a header line with the payload's SHA-256
 ENTRIES = ("run", "data", "model_state", "optimizer_state", "initial_weights", "generator_state")  # the payload
 LEAVABLE = ("optimizer_state", "generator_state")  # what `resume(leave_out=...)` can do without, to show its effect
 GENERATOR_DEVICES = ("cpu", "cuda")  # whose generator a state can be (the device type a run trained on)
-DATA_FIELDS = ("x", "y", "task", "name", "classes")
+DATA_FIELDS = ("x", "y", "task", "name", "classes", "ordered")
 
 
 class CheckpointError(ValueError):
@@ -64,7 +64,8 @@ def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: 
     data = run.data
     write(path, {
         "run": run.to_state(),
-        "data": {"x": data.x, "y": data.y, "task": data.task, "name": data.name, "classes": list(data.classes)},
+        "data": {"x": data.x, "y": data.y, "task": data.task, "name": data.name, "classes": list(data.classes),
+                 "ordered": data.ordered},
         "model_state": model_state,
         "optimizer_state": optimizer_state,
         "initial_weights": initial_weights,
@@ -210,7 +211,7 @@ def _dataset(stored) -> Dataset:
     names = stored["classes"]
     if not isinstance(stored["name"], str) or not isinstance(names, list) or not all(isinstance(c, str) for c in names):
         raise TypeError("its data.name must be a string and data.classes a list of class names")
-    return Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(names))
+    return Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(names), stored["ordered"])
 
 
 def _settings(stored: dict) -> dict:

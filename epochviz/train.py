@@ -88,7 +88,7 @@ def train(
         track_weights=track_weights, threads=threads,
     )  # fmt: skip
     data = as_dataset(data)
-    train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed, split=split)
+    train_rows, val_rows = split_rows(data, val_fraction=config.val_fraction, seed=config.seed, split=split)
     check_full_batch(config.batch_size, len(train_rows), config.drop_last)
     target = resolve_device(config.device)
 

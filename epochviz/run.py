@@ -18,6 +18,7 @@ from . import checks
 from .config import TrainConfig
 from .data import Dataset, epoch_order, steps_per_epoch
 from .models import build, forward_from_flat
+from .threads import torch_threads
 
 STEP_COLUMNS = ("epoch", "step", "batch", "batch_size", "samples_seen", "loss", "elapsed_s")
 EPOCH_COLUMNS = (
@@ -164,7 +165,8 @@ class Run:
         if any(True for _ in net.buffers()):
             raise ValueError(f"{self.config.model_name} keeps buffers (such as batch norm's running averages) "
                              f"the run does not record, so its past predictions cannot be rebuilt.")  # fmt: skip
-        output = forward_from_flat(net, flat, torch.from_numpy(x)).cpu()
+        with torch_threads(self.config.threads):  # as many as training used: on a busy machine more are slower
+            output = forward_from_flat(net, flat, torch.from_numpy(x)).cpu()
         return (torch.softmax(output, dim=1) if self.data.task == "classification" else output[:, 0]).numpy()
 
     def sample_order(self, epoch: int) -> np.ndarray:

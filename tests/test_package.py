@@ -19,7 +19,7 @@ ROOT = PACKAGE.parent
 # lower layers never import higher ones: data → models → train (+ siblings) → plots → widgets.
 # A subpackage's modules share its layer and may import each other.
 LAYERS = {
-    "checks": 0, "policies": 0, "data": 1, "models": 2, "objectives": 2,
+    "checks": 0, "policies": 0, "data": 1, "models": 2, "objectives": 2, "threads": 2,
     "config": 3, "run": 3, "train": 3, "memory": 3, "checkpoint": 3, "crossval": 3, "hardware": 3, "windows": 3,
     "batched": 3, "summary": 3, "step_memory": 3,
     "plots": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "orders": 4,

@@ -28,8 +28,9 @@ def decision_boundary(run: Run, epoch: int | None = None, *, resolution: int = 6
     data's range is coloured by the class predicted there, pale where the model is unsure and
     strong where it is sure; the training samples are drawn on top in their class's colour.
     Every frame uses the weights recorded at the end of its epoch (`run.params(k, "end")`);
-    frame 0 the initial weights. The figure opens at `epoch` (by default the last one). Runs of
-    more than MAX_FRAMES epochs get MAX_FRAMES evenly spaced frames.
+    frame 0 the initial weights. The figure opens at `epoch` (by default the last one). A run of
+    more than MAX_FRAMES epochs gets frames at MAX_FRAMES + 1 evenly spaced epochs from 0 to its
+    last, and one at `epoch`.
 
     >>> import epochviz as ev
     >>> run = ev.train("moons", epochs=10, reset="never")
@@ -58,7 +59,7 @@ def decision_boundary(run: Run, epoch: int | None = None, *, resolution: int = 6
         *_training_samples(run),
     ]  # fmt: skip
     figure = layout(
-        title=f"The class the model predicts (pale where unsure): {run.data.name}, reset={run.config.reset!r}",
+        title=f"Predicted class, pale where unsure: {run.data.name}, reset={run.config.reset!r}",
         x_title="feature 1",
         y_title="feature 2",
     )

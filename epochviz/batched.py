@@ -35,7 +35,8 @@ from .models import build, fresh_weights
 from .objectives import loss_function, make_optimizer
 from .policies import POLICIES
 from .run import Run
-from .train import record_epoch, torch_threads
+from .threads import torch_threads
+from .train import record_epoch
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
 UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False}  # only "off"

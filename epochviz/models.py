@@ -13,6 +13,7 @@ import copy
 import math
 from itertools import pairwise
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -83,6 +84,36 @@ def fresh_weights(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
 def flat_parameters(model: nn.Module) -> torch.Tensor:
     """All parameters of `model` as one detached 1-D tensor (a copy), in a fixed order."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def forward_from_flat(model: nn.Module, flat: np.ndarray | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`model`'s outputs for `x` when its parameters are `flat` (in `flat_parameters` order); `model` is unchanged.
+
+    This is how a recorded run is evaluated at any epoch without a trained module: `flat` is a
+    row of the record (`run.params(epoch, "end")`) and `model` only lends its architecture, so a
+    freshly built one does. It runs in eval mode and without gradients, as a prediction should.
+
+    >>> net = mlp(2, 2)
+    >>> x = torch.zeros(1, 2)
+    >>> bool(torch.equal(forward_from_flat(net, flat_parameters(net), x), net(x)))
+    True
+    """
+    names_and_shapes = [(name, parameter.shape) for name, parameter in model.named_parameters()]
+    flat = torch.as_tensor(flat)
+    wanted = sum(shape.numel() for _, shape in names_and_shapes)
+    if flat.ndim != 1 or flat.numel() != wanted:
+        raise ValueError(f"flat must hold the {wanted} parameters of {type(model).__name__} in one row; "
+                         f"got shape {tuple(flat.shape)}.")  # fmt: skip
+    first = next(model.parameters())  # the device and number type the module computes in
+    pieces = torch.split(flat.to(first), [shape.numel() for _, shape in names_and_shapes])
+    parameters = {name: piece.reshape(shape) for (name, shape), piece in zip(names_and_shapes, pieces, strict=True)}
+    training = model.training
+    model.eval()  # dropout must not drop anything from a prediction
+    try:
+        with torch.no_grad():
+            return torch.func.functional_call(model, parameters, (x.to(first),))
+    finally:
+        model.train(training)
 
 
 def check_model(model: nn.Module, data: Dataset) -> None:

@@ -18,6 +18,8 @@ from torch import nn
 from . import checks
 from .config import TrainConfig
 from .data import Dataset, epoch_order, steps_per_epoch
+from .models import build, forward_from_flat
+from .threads import torch_threads
 
 BLOW_UP_FACTOR = 10  # a batch loss this many times the first one means training blew up, even while it stays finite
 CHANCE_MARGIN = 0.05  # accuracy within this of always guessing the largest class is no better than chance
@@ -172,6 +174,34 @@ class Run:
         if not self.config.track_weights:
             raise ValueError("this run did not keep its weights per step; train it with track_weights=True.")
         return _concat(self._step_weights)
+
+    def predict(self, x, epoch: int, at: str = "end") -> np.ndarray:
+        """What the model predicts for the samples `x` with the parameters recorded at the 'start' or 'end' of `epoch`.
+
+        For classification, each class's probability (the softmax of the outputs: one row per
+        sample, one column per class); for regression, one value per sample. The model is rebuilt
+        from the settings and `params(epoch, at)`, so a run read back from a checkpoint predicts
+        exactly what the run that trained did, at every epoch.
+
+        >>> from epochviz import train
+        >>> run = train("moons", epochs=2)
+        >>> run.predict([[0.0, 0.5], [1.0, -0.5]], epoch=2).shape
+        (2, 2)
+
+        What to notice: with reset="weights", `predict(x, k, "start")` is the same for every epoch k.
+        """
+        flat = self.params(epoch, at)
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.data.features:
+            raise ValueError(f"x must hold samples of {self.data.name!r}, shape (samples, {self.data.features}); "
+                             f"got shape {x.shape}.")  # fmt: skip
+        net = build(self.config.model, self.data, self.config.seed)  # only its architecture is used
+        if any(True for _ in net.buffers()):
+            raise ValueError(f"{self.config.model_name} keeps buffers (such as batch norm's running averages) "
+                             f"the run does not record, so its past predictions cannot be rebuilt.")  # fmt: skip
+        with torch_threads(self.config.threads):  # as many as training used: on a busy machine more are slower
+            output = forward_from_flat(net, flat, torch.from_numpy(x)).cpu()
+        return (torch.softmax(output, dim=1) if self.data.task == "classification" else output[:, 0]).numpy()
 
     def sample_order(self, epoch: int) -> np.ndarray:
         """Positions in the training split (0 … N_train−1) in the order epoch `epoch` visited them.

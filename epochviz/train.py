@@ -27,6 +27,7 @@ from .models import build, flat_parameters, fresh_weights
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
 from .policies import POLICIES
 from .run import Run
+from .threads import torch_threads
 
 
 @dataclass
@@ -342,18 +343,6 @@ def _global_generator(device: torch.device) -> torch.Generator:
     if device.type == "cuda":
         return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
     return torch.default_generator
-
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Let torch use `count` CPU threads inside the block (None: as it is), then restore its setting."""
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _accumulate(model: nn.Module, loss_of: Callable, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor,

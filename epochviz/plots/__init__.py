@@ -8,6 +8,7 @@ trains and no torch model is needed, so a run loaded from a checkpoint plots the
 >>> to_html(loss_curves(ev.train("moons", epochs=5)), "loss.html")  # doctest: +SKIP
 """
 
+from .boundary import decision_boundary, decision_surface
 from .curves import loss_curves, weights_over_epochs
 from .epoch_windows import sliding_epochs
 from .folds import cross_validation
@@ -17,6 +18,6 @@ from .orders import sample_orders
 from .style import decimate, to_html
 
 __all__ = [
-    "cross_validation", "decimate", "loss_curves", "loss_landscape", "memory_bars", "sample_orders",
-    "sliding_epochs", "to_html", "weights_over_epochs",
+    "cross_validation", "decimate", "decision_boundary", "decision_surface", "loss_curves", "loss_landscape",
+    "memory_bars", "sample_orders", "sliding_epochs", "to_html", "weights_over_epochs",
 ]  # fmt: skip

@@ -20,6 +20,9 @@ from ..policies import POLICIES
 PALETTE = ("#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#009E73", "#56B4E9", "#000000", "#F0E442")  # Okabe–Ito
 RESET_COLOURS = {name: policy.colour for name, policy in POLICIES.items()}  # each reset policy keeps its own
 OTHER_COLOURS = tuple(colour for colour in PALETTE if colour not in RESET_COLOURS.values())  # for everything else
+# A decision boundary colours the classes of one run, whose reset mode its title names: orange and sky blue
+# first, the pair told apart best, then the rest of the palette, black last, since points are outlined in it
+CLASS_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00", "#000000")
 FONT_SIZE = 16  # pixels; smaller text is lost on a projector
 HEIGHT = 460  # pixels; fixed, because widgets inside VBox/HBox otherwise guess a wrong size
 EPOCH_LINE_WIDTH = 3  # per-epoch curves, the ones the learner should follow

@@ -93,7 +93,7 @@ def train_parallel(
     set_epoch = checks.flag("set_epoch", set_epoch)
     checks.function("on_epoch", on_epoch)
     data = as_dataset(data)
-    train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed)
+    train_rows, val_rows = split_rows(data, val_fraction=config.val_fraction, seed=config.seed)
     run = Run(config=config, data=data, train_indices=train_rows, val_indices=val_rows, workers=workers,
               cannot_resume_because="its training state lived in the worker processes, which have ended")  # fmt: skip
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import epochviz as ev
 from epochviz.data import epoch_seed
-from epochviz.train import torch_threads
+from epochviz.threads import torch_threads
 
 DATA = ev.moons(n=150, seed=3)
 SEED = 4

@@ -17,14 +17,14 @@ from .models import linear, mlp
 from .policies import POLICIES, RESETS, ResetPolicy
 from .run import Run
 from .step_memory import Footprint
-from .summary import summarize
+from .summary import best_epochs, summarize
 from .train import resume, train
 from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
     "ResetPolicy", "Run", "TrainConfig",
-    "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
+    "best_epochs", "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
     "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
     "train_many", "train_validation_split",
 ]  # fmt: skip

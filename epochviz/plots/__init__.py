@@ -11,12 +11,12 @@ trains and no torch model is needed, so a run loaded from a checkpoint plots the
 from .curves import loss_curves, weights_over_epochs
 from .epoch_windows import sliding_epochs
 from .folds import cross_validation
-from .landscape import loss_landscape
+from .landscape import Bowl, loss_landscape
 from .memory_use import memory_bars
 from .orders import sample_orders
 from .style import decimate, to_html
 
 __all__ = [
-    "cross_validation", "decimate", "loss_curves", "loss_landscape", "memory_bars", "sample_orders",
+    "Bowl", "cross_validation", "decimate", "loss_curves", "loss_landscape", "memory_bars", "sample_orders",
     "sliding_epochs", "to_html", "weights_over_epochs",
 ]  # fmt: skip

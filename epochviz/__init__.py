@@ -23,8 +23,8 @@ from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
-    "ResetPolicy", "Run", "TrainConfig",
-    "best_epochs", "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
+    "ResetPolicy", "Run", "TrainConfig", "best_epochs",
+    "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
     "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
     "train_many", "train_validation_split",
 ]  # fmt: skip

@@ -20,13 +20,13 @@ from .policies import POLICIES, RESETS, ResetPolicy
 from .resuming import ResumeComparison, stop_and_resume
 from .run import Run
 from .step_memory import Footprint
-from .summary import summarize
+from .summary import best_epochs, summarize
 from .train import resume, train
 from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
-    "ResetPolicy", "ResumeComparison", "Run", "TrainConfig",
+    "ResetPolicy", "ResumeComparison", "Run", "TrainConfig", "best_epochs",
     "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
     "linear", "losses_at_epoch_edges", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals",
     "stop_and_resume", "summarize", "train", "train_many", "train_parallel", "train_validation_split",

@@ -6,12 +6,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import epochviz as ev
 from epochviz.crossval import CrossValidation
 from epochviz.plots import (
+    Bowl,
     cross_validation,
     decimate,
     loss_curves,
@@ -261,6 +263,29 @@ def test_the_landscape_path_follows_every_step_and_covers_start_end_and_optimum(
     for trace in (path, best):
         assert figure.layout.xaxis.range[0] < min(trace.x) and max(trace.x) < figure.layout.xaxis.range[1]
         assert figure.layout.yaxis.range[0] < min(trace.y) and max(trace.y) < figure.layout.yaxis.range[1]
+
+
+def test_the_bowl_curvature_is_the_largest_eigenvalue_of_the_losss_hessian(line_run):
+    """Oracle: torch's Hessian of the mean squared error over the run's training rows."""
+    x = line_run.data.x[line_run.train_indices, 0].double()
+    y = line_run.data.y[line_run.train_indices].double()
+    hessian = torch.autograd.functional.hessian(lambda w: ((w[0] * x + w[1] - y) ** 2).mean(), torch.zeros(2).double())
+    assert Bowl.of(line_run).curvature == pytest.approx(torch.linalg.eigvalsh(hessian).max().item(), rel=1e-9)
+
+
+@pytest.mark.parametrize(("share", "zigzags", "converges"), [(0.8, False, True), (1.5, True, True), (2.1, True, False)])
+def test_full_batch_steps_creep_below_1_over_l_zigzag_in_below_2_over_l_and_diverge_above(share, zigzags, converges):
+    """A learning rate of `share`/L: the slope's distance from the best slope changes sign at every step
+    above 1/L, and shrinks below 2/L."""
+    probe = ev.train("line", model="linear", epochs=1, val_fraction=0)
+    bowl = Bowl.of(probe)
+    run = ev.train("line", model="linear", epochs=12, lr=share / bowl.curvature, batch_size=len(probe.train_indices),
+                   val_fraction=0)  # fmt: skip
+    distance = np.array([run.params(epoch, "end")[0] - bowl.best()[0] for epoch in range(1, 13)])
+    overshoots = np.sign(distance[1:]) != np.sign(distance[:-1])
+    assert overshoots.all() if zigzags else not overshoots.any()
+    assert (np.abs(distance[-1]) < np.abs(distance[0]) / 10) == converges
+    assert (np.abs(distance[-1]) > np.abs(distance[0])) == (not converges)
 
 
 def test_the_landscape_needs_a_tracked_two_parameter_linear_regression(runs):

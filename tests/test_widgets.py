@@ -317,6 +317,20 @@ def test_a_prediction_reveals_the_measured_answer_beside_the_guess():
         ev.widgets.predict("?", answer="maybe", options=["yes", "no"])
 
 
+def test_a_prediction_can_ask_before_anything_is_measured_and_be_told_the_answer_later():
+    prediction = ev.widgets.predict("Lower?", options=["lower", "higher"], explanation="It learns.")
+    saved = prediction._repr_mimebundle_()["text/html"]
+    assert "lower</b>" not in saved and "The cells below measure it" in saved  # the saved page gives nothing away
+    prediction.guess.value = "higher"
+    prediction.reveal()
+    assert "Noted: higher" in prediction.verdict.value and "next cell measures" in prediction.verdict.value
+    prediction.measured("lower")  # the run cell measured it: the checked guess is marked at once
+    assert "Not quite" in prediction.verdict.value and "measured <b>lower</b>" in prediction.verdict.value
+    with pytest.raises(ValueError, match=r"answer must be one of the options \['lower', 'higher'\]; got 'same'"):
+        prediction.measured("same")
+    assert prediction.answer == "lower"
+
+
 def test_an_explorer_that_starts_out_of_memory_says_so_and_recovers():
     widget = explorer("moons", epochs=2, batch_size=256, memory_budget_mb=0.05)
     assert "OutOfMemoryError" in widget.message.value and "largest batch that fits" in widget.message.value

@@ -12,12 +12,12 @@ from .boundary import decision_boundary, decision_surface
 from .curves import loss_curves, weights_over_epochs
 from .epoch_windows import sliding_epochs
 from .folds import cross_validation
-from .landscape import loss_landscape
+from .landscape import Bowl, loss_landscape
 from .memory_use import memory_bars
 from .orders import sample_orders
 from .style import decimate, to_html
 
 __all__ = [
-    "cross_validation", "decimate", "decision_boundary", "decision_surface", "loss_curves", "loss_landscape",
+    "Bowl", "cross_validation", "decimate", "decision_boundary", "decision_surface", "loss_curves", "loss_landscape",
     "memory_bars", "sample_orders", "sliding_epochs", "to_html", "weights_over_epochs",
 ]  # fmt: skip

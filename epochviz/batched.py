@@ -39,7 +39,8 @@ from .threads import torch_threads
 from .train import record_epoch
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
-UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False}  # only "off"
+UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False,
+               "lr_schedule": "constant"}  # only "off"  # fmt: skip
 
 
 def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[Run]:

@@ -42,6 +42,7 @@ from .data import Dataset, check_split
 from .models import MODELS, flat_parameters
 from .objectives import make_optimizer
 from .run import Run
+from .schedules import make_schedule
 
 FORMAT = "epochviz-checkpoint"
 VERSION = 3  # 3: the generator's state, and whether the data is ordered; 2: a header line with the payload's SHA-256
@@ -180,7 +181,7 @@ def check_model_fits(path: str | os.PathLike, contents: dict, net: nn.Module, *,
     problems = {
         "model_state": problem,
         "initial_weights": state_mismatch(expected, contents["initial_weights"]),
-        "optimizer_state": _optimizer_mismatch(contents["optimizer_state"], net, run.config),
+        "optimizer_state": _optimizer_mismatch(contents["optimizer_state"], net, run),
         "history": None if recorded == count else f"its epochs hold {recorded} parameters, the model has {count}",
     }
     for entry, problem in problems.items():
@@ -279,9 +280,11 @@ def _check_history(run: Run) -> None:
         raise ValueError("its weights per step do not match its steps and its weights per epoch")
 
 
-def _optimizer_mismatch(stored, net: nn.Module, config: TrainConfig) -> str | None:
-    """How a stored optimizer state differs from the one `config` makes for `net`; None if it fits."""
+def _optimizer_mismatch(stored, net: nn.Module, run: Run) -> str | None:
+    """How a stored optimizer state differs from what `run`'s settings and steps make for `net`; None if it fits."""
+    config = run.config
     optimizer = _stepped_optimizer(net, config)
+    make_schedule(config.lr_schedule, optimizer, run.steps_per_epoch, run.total_steps)  # the lr those steps left
     reference = optimizer.state_dict()
     if not isinstance(stored, dict) or stored.keys() != reference.keys():
         return "it is not an optimizer's state"
@@ -307,7 +310,7 @@ def _optimizer_mismatch(stored, net: nn.Module, config: TrainConfig) -> str | No
         for key, value in expected.items():
             if key not in group or not _alike(group[key], value):
                 return (f"it says {key}={group.get(key)!r} where optimizer={config.optimizer!r}, "
-                        f"lr={config.lr} makes {value!r}")  # fmt: skip
+                        f"lr={config.lr}, lr_schedule={config.lr_schedule!r} make {value!r}")  # fmt: skip
     return None
 
 

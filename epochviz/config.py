@@ -18,6 +18,7 @@ from .memory import check_accumulate
 from .models import MODELS
 from .objectives import OPTIMIZERS
 from .policies import RESETS
+from .schedules import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TrainConfig:
     batch_size: int = 32  # samples per optimizer step; above the training-set size means one full batch
     lr: float = 0.1  # learning rate: about 0.01–0.5 for SGD on these datasets, 0.001–0.01 for Adam
     optimizer: str = "sgd"  # "sgd", "momentum" (SGD with momentum 0.9) or "adam"
+    lr_schedule: str = "constant"  # how lr moves from step to step: a name in schedules.SCHEDULES
     reset: str = "never"  # what starts over at every epoch start: a name in policies.POLICIES ("never": nothing)
     shuffle: bool = True  # visit the training samples in a new random order every epoch
     drop_last: bool = False  # skip a last batch smaller than batch_size
@@ -62,6 +64,7 @@ class TrainConfig:
         self._set("batch_size", checks.whole("batch_size", self.batch_size, minimum=1, maximum=checks.MAX_SAMPLES))
         self._set("lr", checks.number("lr", self.lr, low=0, high=1e9, low_open=True))
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("lr_schedule", self.lr_schedule, SCHEDULES)
         checks.choice("reset", self.reset, RESETS)
         checks.flag("shuffle", self.shuffle)
         checks.flag("drop_last", self.drop_last)

@@ -27,6 +27,7 @@ from .models import build, flat_parameters, fresh_weights
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
 from .policies import POLICIES
 from .run import Run
+from .schedules import make_schedule
 from .threads import torch_threads
 
 
@@ -45,6 +46,7 @@ class TrainingState:
     x_val: torch.Tensor
     y_val: torch.Tensor
     generator_state: torch.Tensor  # torch's global generator on the training device, as the last epoch left it
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None  # moves the optimizer's lr ("constant": None)
 
 
 def train(
@@ -55,6 +57,7 @@ def train(
     batch_size: int = 32,
     lr: float = 0.1,
     optimizer: str = "sgd",
+    lr_schedule: str = "constant",
     reset: str = "never",
     shuffle: bool = True,
     drop_last: bool = False,
@@ -83,8 +86,8 @@ def train(
     Try `reset="weights"` and every epoch starts again from the same initial weights.
     """
     config = TrainConfig(
-        model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, reset=reset,
-        shuffle=shuffle, drop_last=drop_last, val_fraction=val_fraction, seed=seed, device=device,
+        model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, lr_schedule=lr_schedule,
+        reset=reset, shuffle=shuffle, drop_last=drop_last, val_fraction=val_fraction, seed=seed, device=device,
         accumulate=accumulate, memory_budget_mb=memory_budget_mb, checkpoint=checkpoint,
         track_weights=track_weights, threads=threads,
     )  # fmt: skip
@@ -175,6 +178,8 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
         initial_weights = {name: value.clone() for name, value in net.state_dict().items()}
     rows, held_out = torch.as_tensor(run.train_indices), torch.as_tensor(run.val_indices)
     run.model = net
+    # a schedule depends on the step count alone: a resumed run's is stepped as far as the run got
+    schedule = make_schedule(run.config.lr_schedule, optimizer, run.steps_per_epoch, run.total_steps)
     run.training_state = TrainingState(
         model=net,
         optimizer=optimizer,
@@ -186,6 +191,7 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
         generator_state=generator_state["state"]
         if generator_state is not None and generator_state["device"] == device.type
         else torch.Generator(device).manual_seed(run.config.seed).get_state(),
+        schedule=schedule,
     )
 
 
@@ -224,6 +230,7 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
             model.load_state_dict(fresh_weights(model, epoch_seed(config.seed, epoch)))
         if epoch > 1 and policy.optimizer:
             state.optimizer = make_optimizer(config.optimizer, model, config.lr)
+            state.schedule = make_schedule(config.lr_schedule, state.optimizer, run.steps_per_epoch, run.total_steps)
         optimizer = state.optimizer
         if own_module:  # its random draws carry on where the last epoch's ended, in one go or resumed from a file
             generator.set_state(state.generator_state)
@@ -249,6 +256,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
                 output, loss = _accumulate(model, loss_of, state.x, state.y, batch, pieces)
             # update: one optimizer step per batch
             optimizer.step()
+            if state.schedule is not None:  # the learning rate of the next step, as the schedule says
+                state.schedule.step()
             losses.append(loss.detach())
             outputs.append(output.detach())
             elapsed.append(time.perf_counter() - started)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from . import checks
 from .data import Dataset, as_dataset
 from .models import MODELS, build, normalises_by_batch
 from .objectives import OPTIMIZERS, loss_function, make_optimizer
-from .step_memory import MB, Footprint
+from .step_memory import MB, PARTS, Footprint
 
 MAX_WEIGHT_STORE_MB = 256  # what track_weights may keep: far above any teaching run, well below a laptop's memory
 _MEASURED_UP_TO = 8192  # above this batch size, activations are extrapolated from two measurements
@@ -74,6 +75,20 @@ def footprint(model: str | nn.Module, data: Dataset, batch_size: int, optimizer:
         activations=_activation_bytes(net, data, batch_size),
         data=data.x.nbytes + data.y.nbytes,
     )
+
+
+def parts_that_grow(model: str | nn.Module, data: Dataset, batch_sizes: tuple[int, int], optimizer: str = "sgd") -> str:
+    """Which parts of the footprint are larger with the second of `batch_sizes` than with the first, in words.
+
+    >>> import epochviz as ev
+    >>> parts_that_grow("mlp", ev.digits(), (512, 1024), optimizer="adam")
+    'activations'
+    """
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or len(batch_sizes) != 2:
+        raise TypeError(f"batch_sizes must be two batch sizes such as (512, 1024); got {batch_sizes!r}.")
+    small, large = (footprint(model, data, size, optimizer) for size in batch_sizes)
+    grown = [part.replace("_", " ") for part in PARTS if getattr(large, part) > getattr(small, part)]
+    return " and ".join(grown) or "nothing"
 
 
 def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, optimizer: str = "sgd") -> int:

@@ -128,3 +128,10 @@ def test_max_batch_size_of_a_batch_norm_model_is_the_boundary_of_what_fits():
 
 def test_megabytes_are_mebibytes():
     assert MB == 2**20
+
+
+def test_only_the_activations_grow_with_the_batch_in_words():
+    assert ev.memory.parts_that_grow("mlp", ev.digits(), (512, 1024), optimizer="adam") == "activations"
+    assert ev.memory.parts_that_grow("mlp", ev.digits(), (64, 64)) == "nothing"
+    with pytest.raises(TypeError, match="batch_sizes must be two batch sizes"):
+        ev.memory.parts_that_grow("mlp", ev.digits(), (512,))

@@ -36,7 +36,7 @@ class TrainConfig:
     line, so two runs can be compared setting by setting.
     """
 
-    model: str | nn.Module = "mlp"  # "mlp", "linear", or your own torch module (copied, never changed)
+    model: str | nn.Module = "mlp"  # "mlp", "linear", "mlp_batchnorm", or your own torch module (copied, never changed)
     epochs: int = 10  # full passes over the training data
     batch_size: int = 32  # samples per optimizer step; above the training-set size means one full batch
     lr: float = 0.1  # learning rate: about 0.01–0.5 for SGD on these datasets, 0.001–0.01 for Adam
@@ -48,8 +48,8 @@ class TrainConfig:
     val_fraction: float = 0.2  # share of samples held out to validate, in [0, 1)
     seed: int = 0  # one seed fixes the initial weights, the split and every epoch's order
     device: str = "auto"  # "cpu", "cuda", "cuda:N", or "auto" (a GPU when there is one)
-    accumulate: int = 1  # micro-batches per step whose gradients add up (saves memory, same result)
-    memory_budget_mb: float | None = None  # simulate a device with this much memory; None: no limit
+    accumulate: int = 1  # micro-batches per step whose gradients add up (saves memory; same result without batch norm)
+    memory_budget_mb: float | None = None  # simulate a device this big (a step and the data); None: no limit
     checkpoint: str | None = None  # file to save a resumable checkpoint to after every epoch ("~" is your home)
     track_weights: bool = False  # also keep the weights of every step (memory: steps × parameters)
     threads: int | None = 1  # CPU threads torch may use while training; None: torch's own setting.

@@ -23,7 +23,7 @@ from . import checkpoint, checks
 from .config import TrainConfig, checkpoint_path, resolve_device
 from .data import Dataset, as_dataset, batch_sizes, check_full_batch, epoch_batches, epoch_order, epoch_seed, split_rows
 from .memory import check_fits, check_weight_store, from_device_error
-from .models import build, flat_parameters, fresh_weights
+from .models import build, check_batches, flat_parameters, fresh_weights
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
 from .policies import POLICIES
 from .run import Run
@@ -98,9 +98,12 @@ def train(
 
     # initialise once: every epoch below continues from these weights unless `reset` says otherwise
     net = build(config.model, data, config.seed)
-    if config.memory_budget_mb is not None:  # a simulated device: refuse a step that would not fit
+    sizes = batch_sizes(len(train_rows), config.batch_size, config.drop_last).tolist()
+    check_batches(net, config.model_name, sizes, config.accumulate)
+    if config.memory_budget_mb is not None:  # a simulated device: refuse a step that, with the data, would not fit
         batch = min(config.batch_size, len(train_rows))
-        check_fits(net, data, batch, config.accumulate, config.optimizer, config.memory_budget_mb)
+        on_device = data.subset(np.concatenate([train_rows, val_rows]))  # the samples `_attach` puts on the device
+        check_fits(net, on_device, batch, config.accumulate, config.optimizer, config.memory_budget_mb)
     run = Run(config=config, data=data, train_indices=train_rows, val_indices=val_rows)
     _attach(run, net, target)
     return _train_until(run, config.epochs, on_epoch)

@@ -298,18 +298,20 @@ def test_the_landscape_needs_a_tracked_two_parameter_linear_regression(runs):
 # --- memory, cross-validation, sliding windows -----------------------------------------------------
 
 
-def test_memory_bars_stack_the_four_parts_and_flag_what_does_not_fit():
+def test_memory_bars_stack_the_five_parts_and_flag_what_does_not_fit():
     footprints = [Footprint(batch_size=batch, optimizer="adam", params=MB, grads=MB, optimizer_state=2 * MB,
-                            activations=batch * MB // 32) for batch in (32, 64, 256)]  # fmt: skip
-    figure = memory_bars(footprints, budget_mb=5.5)  # totals: 5, 6 and 12 MB
-    assert [trace.name for trace in figure.data] == ["parameters", "gradients", "optimizer state", "activations"]
+                            activations=batch * MB // 32, data=MB // 2) for batch in (32, 64, 256)]  # fmt: skip
+    figure = memory_bars(footprints, budget_mb=6)  # totals: 5.5, 6.5 and 12.5 MB
+    assert [trace.name for trace in figure.data] == ["parameters", "gradients", "optimizer state", "activations",
+                                                     "data (training + validation samples)"]  # fmt: skip
     assert figure.layout.barmode == "stack" and list(figure.data[0].x) == ["32", "64", "256"]
     np.testing.assert_allclose(figure.data[3].y, [1, 2, 8])
     np.testing.assert_allclose(np.sum([trace.y for trace in figure.data], axis=0), [f.total_mb for f in footprints])
+    np.testing.assert_allclose(figure.data[4].y, [0.5, 0.5, 0.5])
     (budget,) = figure.layout.shapes
-    assert budget.y0 == budget.y1 == 5.5
+    assert budget.y0 == budget.y1 == 6
     notes = [note.text for note in figure.layout.annotations]
-    assert "memory budget: 5.5 MB" in notes and notes.count("<b>does not fit</b>") == 2
+    assert "memory budget: 6 MB" in notes and notes.count("<b>does not fit</b>") == 2
     assert list(figure.data[0].marker.pattern.shape) == ["", "/", "/"]
     unbudgeted = memory_bars(footprints)
     assert not unbudgeted.layout.shapes and not unbudgeted.layout.annotations

@@ -254,9 +254,12 @@ def test_the_small_explorers_each_show_their_idea():
     assert sizes.controls["x"].value == "samples" and list(sizes.shown_controls) == ["batch_size", "epochs", "x"]
     memory = MemoryExplorer(batch_size=4096, budget_mb=1.0)
     assert "out of memory" in memory.status.value and "largest batch that fits" in memory.message.value
-    memory.controls["accumulate"].value = 4
+    memory.controls["accumulate"].value = 4  # micro-batches of 1024: their activations and the data need 1.05 MB
     memory.wait()
-    assert memory.status.value.startswith("fits: 4 micro-batches")
+    assert "out of memory" in memory.status.value and "data 0.452 MB" in memory.message.value
+    memory.controls["accumulate"].value = 8
+    memory.wait()
+    assert memory.status.value.startswith("fits: 8 micro-batches")
     landscape = LandscapeExplorer(epochs=10)
     landscape.controls["epochs"].value = 3
     assert not landscape._worker.busy and "after 3 epochs" in landscape.status.value

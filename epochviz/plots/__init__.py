@@ -15,9 +15,11 @@ from .folds import cross_validation
 from .landscape import Bowl, loss_landscape
 from .memory_use import memory_bars
 from .orders import sample_orders
+from .reported import reported_loss, running_average
 from .style import decimate, to_html
 
 __all__ = [
     "Bowl", "cross_validation", "decimate", "decision_boundary", "decision_surface", "loss_curves", "loss_landscape",
-    "memory_bars", "sample_orders", "sliding_epochs", "to_html", "weights_over_epochs",
+    "memory_bars", "reported_loss", "running_average", "sample_orders", "sliding_epochs", "to_html",
+    "weights_over_epochs",
 ]  # fmt: skip

@@ -23,11 +23,12 @@ import argparse
 import html
 import json
 import re
+import sys
 from pathlib import Path
 
 import nbformat
 import plotly.io as pio
-from execute_notebooks import WIDGET_VIEW, run_cells  # tools/ is on the path when this script runs
+from execute_notebooks import WIDGET_VIEW, NotebookFailed, run_or_say_why  # tools/ is on the path here
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 from plotly.offline import get_plotlyjs
@@ -72,10 +73,10 @@ WIDGET_NOTE = (
 )
 
 
-def run(notebook: nbformat.NotebookNode, folder: Path) -> dict[str, list[dict]]:
-    """Execute `notebook` in place; return the figures of every live widget, by widget model id."""
+def run(notebook: nbformat.NotebookNode, path: Path) -> dict[str, list[dict]]:
+    """Execute `notebook` (read from `path`) in place; return the figures of every live widget, by widget model id."""
     notebook.cells.append(nbformat.v4.new_code_cell(SNAPSHOT_CELL))
-    run_cells(notebook, folder)
+    run_or_say_why(notebook, path)
     probe = notebook.cells.pop()
     printed = "".join(output.get("text", "") for output in probe.outputs if output.output_type == "stream")
     return {model_id: [json.loads(figure) for figure in figures] for model_id, figures in json.loads(printed).items()}
@@ -115,7 +116,7 @@ def title(notebook: nbformat.NotebookNode, fallback: str) -> str:
 
 def export(path: Path, out: Path, *, execute: bool) -> tuple[Path, str, int]:
     notebook = nbformat.read(path, as_version=4)
-    snapshots = run(notebook, path.parent) if execute else {}
+    snapshots = run(notebook, path) if execute else {}
     figures = make_static(notebook, snapshots)
     notebook.metadata["title"] = title(notebook, path.stem)
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"epochviz.html.j2": TEMPLATE})])
@@ -145,13 +146,21 @@ def main() -> None:
     parser.add_argument("--saved", action="store_true", help="export the saved outputs without running anything")
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
-    pages = []
-    for path in arguments.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        pages.append(export(path, arguments.out, execute=not arguments.saved))
+    pages, failed = [], []
+    targets = arguments.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    for path in targets:
+        try:  # a notebook that fails is named, and the others are still exported
+            pages.append(export(path, arguments.out, execute=not arguments.saved))
+        except NotebookFailed as error:
+            print(f"FAILED: {error}", flush=True)
+            failed.append(str(error))
+            continue
         target, _, figures = pages[-1]
-        print(f"{target.relative_to(arguments.out.parent)}  {figures} figures, {target.stat().st_size / 1e6:.1f} MB")
-    if len(pages) > 1:
+        print(f"{target.name}  {figures} figures, {target.stat().st_size / 1e6:.1f} MB", flush=True)
+    if len(targets) > 1:
         write_index(arguments.out, pages)
+    if failed:
+        sys.exit("these notebooks have no page:\n  " + "\n  ".join(failed))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,14 @@ from .run import Run
 from .train import record_epoch, torch_threads
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
-UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False}  # only "off"
+# settings train_many supports only at these values (off, or torch's usual float32)
+UNSUPPORTED = {
+    "accumulate": 1,
+    "memory_budget_mb": None,
+    "checkpoint": None,
+    "track_weights": False,
+    "precision": "float32",
+}
 
 
 def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[Run]:

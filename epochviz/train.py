@@ -65,6 +65,7 @@ def train(
     checkpoint: str | None = None,
     track_weights: bool = False,
     threads: int | None = 1,
+    precision: str = "float32",
     split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Run:
     """Train a small model for `epochs` passes over `data` and record everything it does.
@@ -84,7 +85,7 @@ def train(
         model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, reset=reset,
         shuffle=shuffle, drop_last=drop_last, val_fraction=val_fraction, seed=seed, device=device,
         accumulate=accumulate, memory_budget_mb=memory_budget_mb, checkpoint=checkpoint,
-        track_weights=track_weights, threads=threads,
+        track_weights=track_weights, threads=threads, precision=precision,
     )  # fmt: skip
     data = as_dataset(data)
     train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed, split=split)
@@ -92,7 +93,7 @@ def train(
     target = resolve_device(config.device)
 
     # initialise once: every epoch below continues from these weights unless `reset` says otherwise
-    net = build(config.model, data, config.seed)
+    net = build(config.model, data, config.seed).to(config.dtype)
     if config.memory_budget_mb is not None:  # a simulated device: refuse a step that would not fit
         batch = min(config.batch_size, len(train_rows))
         check_fits(net, data, batch, config.accumulate, config.optimizer, config.memory_budget_mb)
@@ -131,7 +132,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source, model=model)
         run = saved["run"]
-        net = build(run.config.model, run.data, run.config.seed)
+        net = build(run.config.model, run.data, run.config.seed).to(run.config.dtype)
         checkpoint.check_model_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
         # it trains on `device` and keeps saving where it was read from
@@ -155,15 +156,20 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
     if initial_weights is None:
         initial_weights = {name: value.clone() for name, value in net.state_dict().items()}
     rows, held_out = torch.as_tensor(run.train_indices), torch.as_tensor(run.val_indices)
+    # features, and targets that are values (regression), in the run's precision; class numbers stay whole
+    x, y = (
+        run.data.x.to(run.config.dtype),
+        run.data.y.to(run.config.dtype) if run.data.y.is_floating_point() else run.data.y,
+    )
     run.model = net
     run.training_state = TrainingState(
         model=net,
         optimizer=optimizer,
         initial_weights={name: value.to(device) for name, value in initial_weights.items()},
-        x=run.data.x[rows].to(device),
-        y=run.data.y[rows].to(device),
-        x_val=run.data.x[held_out].to(device),
-        y_val=run.data.y[held_out].to(device),
+        x=x[rows].to(device),
+        y=y[rows].to(device),
+        x_val=x[held_out].to(device),
+        y_val=y[held_out].to(device),
     )
 
 

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,8 @@ CHOSEN_HERE = ("device", "precision", "on_epoch", "checkpoint")  # settings comp
 class HardwareComparison:
     """One training done with different arithmetic: the runs, the kernels each really used, and what was skipped.
 
-    - `runs`: label → Run, first `REFERENCE` (float32, plain kernels), then each faster kernel path,
-      float64, and the GPU when there is one. Each trained in a process of its own.
+    - `runs`: label → Run: `REFERENCE` (float32 on the plain kernels) and float64 on the same kernels,
+      then each faster kernel path, then the GPU when there is one. Each path trained in a process of its own.
     - `kernels`: label → the kernel path torch reported in that process ("DEFAULT", "AVX2", …; "CUDA").
     - `skipped`: what this machine cannot run, and why (a CPU without AVX-512, no GPU).
     """
@@ -138,7 +139,7 @@ def compare_hardware(data: Dataset | str = "moons", *, kernels: Sequence[str] = 
     if torch.cuda.is_available():
         processes["cuda"] = [(f"GPU · {torch.cuda.get_device_name()}", "cuda", "float32")]
     else:
-        skipped["GPU"] = "this machine has no CUDA GPU"
+        skipped["GPU"] = "no CUDA GPU here"
     runs, used = _train_in_processes(data, processes, train_args, timeout_s)
     return HardwareComparison(runs=runs, kernels=used, skipped=skipped)
 
@@ -182,9 +183,9 @@ def _train_in_processes(data: Dataset, processes: dict[str, list[tuple[str, str,
                 started[path] = subprocess.Popen([sys.executable, "-c", _CHILD, job, result],
                                                  env={**environment, **forced}, stdout=subprocess.PIPE,
                                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
-            runs, used = {}, {}
+            runs, used, deadline = {}, {}, time.monotonic() + timeout_s
             for path, process in started.items():
-                _, errors = process.communicate(timeout=timeout_s)
+                _, errors = process.communicate(timeout=max(deadline - time.monotonic(), 0))
                 if process.returncode != 0:
                     raise RuntimeError(f"the {path} runs failed in their own process:\n{errors[-2000:]}")
                 saved = torch.load(os.path.join(folder, f"{path}-result.pt"), weights_only=False)  # our own file
@@ -215,6 +216,3 @@ def _train_here(job: str, result: str) -> None:
         runs[label] = run
     kernel = "CUDA" if settings["jobs"][0][1] == "cuda" else torch.backends.cpu.get_cpu_capability()
     torch.save({"runs": runs, "kernel": kernel}, result)
-
-
-__all__ = ["KERNEL_PATHS", "HardwareComparison", "compare_hardware", "cpu_kernel_paths"]

@@ -54,10 +54,10 @@ def test_the_agreement_table_says_what_holds_and_what_does_not(two_kernel_paths)
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_without_a_gpu_the_gpu_run_is_skipped_with_a_sentence(two_kernel_paths):
-    assert two_kernel_paths.skipped == {"GPU": "this machine has no CUDA GPU"}
+    assert two_kernel_paths.skipped == {"GPU": "no CUDA GPU here"}
     assert not any(label.startswith("GPU") for label in two_kernel_paths.runs)
     row = two_kernel_paths.agreement(loss=0.35).loc["a GPU instead of the CPU"]
-    assert set(row) == {"skipped: this machine has no CUDA GPU"}
+    assert set(row) == {"skipped: no CUDA GPU here"}
 
 
 def test_a_kernel_path_the_cpu_lacks_is_skipped_not_run(monkeypatch):

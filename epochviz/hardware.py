@@ -211,8 +211,8 @@ def _train_here(job: str, result: str) -> None:
     for label, device, precision in settings["jobs"]:
         train(settings["data"], **{**settings["train_args"], "epochs": 1, "device": device, "precision": precision})
         run = train(settings["data"], **settings["train_args"], device=device, precision=precision)
-        run.training_state, run.model = None, run.model.cpu()
-        run.cannot_resume_because = "it trained in another process (compare_hardware); train it again to carry on"
-        runs[label] = run
+        record = run.first(run.completed_epochs)  # the whole record, without the loop's state: that stays here
+        record.cannot_resume_because = "it trained in another process (compare_hardware); train it again to go on"
+        runs[label] = record
     kernel = "CUDA" if settings["jobs"][0][1] == "cuda" else torch.backends.cpu.get_cpu_capability()
     torch.save({"runs": runs, "kernel": kernel}, result)

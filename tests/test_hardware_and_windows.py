@@ -33,6 +33,7 @@ def test_each_kernel_path_trains_in_a_process_that_really_runs_it(two_kernel_pat
     np.testing.assert_allclose(avx2.steps.loss, plain.steps.loss, rtol=1e-4)
     assert not np.array_equal(avx2.steps.loss, plain.steps.loss)
     assert not np.array_equal(avx2.params(10), plain.params(10))
+    assert not plain.can_resume and "another process" in plain.cannot_resume_because
 
 
 def test_the_float64_run_trains_in_float64(two_kernel_paths):

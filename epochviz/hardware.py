@@ -2,7 +2,7 @@
 
 The same training on two machines sees the same samples in the same order, but it need not
 do the same arithmetic: PyTorch picks its CPU kernels per processor (plain, AVX2 or AVX-512
-instructions, which round sums and functions such as tanh slightly differently), a GPU uses
+instructions, which add sums in another order and approximate exp and log differently), a GPU uses
 kernels of its own, and float64 rounds far less than float32. `compare_hardware` runs one
 training each way and keeps every record, so you can see what holds (the losses, to a few
 digits, and the epochs it takes to reach a loss) and what does not (the last digits, the seconds).

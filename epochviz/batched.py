@@ -39,8 +39,15 @@ from .threads import torch_threads
 from .train import record_epoch
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
-UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False,
-               "lr_schedule": "constant"}  # only "off"  # fmt: skip
+# settings train_many supports only at these values (off, or torch's usual float32)
+UNSUPPORTED = {
+    "accumulate": 1,
+    "memory_budget_mb": None,
+    "checkpoint": None,
+    "track_weights": False,
+    "lr_schedule": "constant",
+    "precision": "float32",
+}
 
 
 def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[Run]:

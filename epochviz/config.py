@@ -20,6 +20,9 @@ from .objectives import OPTIMIZERS
 from .policies import RESETS
 from .schedules import SCHEDULES
 
+# the number formats a run can train in, by name: weights, data and every sum use this one
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -55,6 +58,8 @@ class TrainConfig:
     threads: int | None = 1  # CPU threads torch may use while training; None: torch's own setting.
     # One suits these tiny models: a second thread gains little, and on a busy machine (a shared
     # classroom server, a laptop running a browser) it can make training ten times slower.
+    precision: str = "float32"  # number format of weights and data: "float32" (~7 digits, torch's usual)
+    # or "float64" (~16 digits, slower): the same training, rounded less at every step
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -80,6 +85,7 @@ class TrainConfig:
         checks.flag("track_weights", self.track_weights)
         if self.threads is not None:
             self._set("threads", checks.whole("threads", self.threads, minimum=1, maximum=256))
+        checks.choice("precision", self.precision, PRECISIONS)
         resolve_device(self.device)
 
     def _set(self, name: str, value) -> None:
@@ -89,6 +95,11 @@ class TrainConfig:
     def model_name(self) -> str:
         """The model's name: "mlp", "linear", or the class name of your own module."""
         return type(self.model).__name__ if isinstance(self.model, nn.Module) else self.model
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The torch number format `precision` names: what the weights and the data are stored in."""
+        return PRECISIONS[self.precision]
 
     def as_dict(self) -> dict:
         """The settings as plain values (what a checkpoint stores); your own module appears as its class name."""

@@ -70,6 +70,7 @@ def train(
     checkpoint: str | None = None,
     track_weights: bool = False,
     threads: int | None = 1,
+    precision: str = "float32",
     split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Run:
     """Train a small model for `epochs` passes over `data` and record everything it does.
@@ -89,7 +90,7 @@ def train(
         model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, lr_schedule=lr_schedule,
         reset=reset, shuffle=shuffle, drop_last=drop_last, val_fraction=val_fraction, seed=seed, device=device,
         accumulate=accumulate, memory_budget_mb=memory_budget_mb, checkpoint=checkpoint,
-        track_weights=track_weights, threads=threads,
+        track_weights=track_weights, threads=threads, precision=precision,
     )  # fmt: skip
     data = as_dataset(data)
     train_rows, val_rows = split_rows(data, val_fraction=config.val_fraction, seed=config.seed, split=split)
@@ -97,7 +98,7 @@ def train(
     target = resolve_device(config.device)
 
     # initialise once: every epoch below continues from these weights unless `reset` says otherwise
-    net = build(config.model, data, config.seed)
+    net = build(config.model, data, config.seed).to(config.dtype)
     sizes = batch_sizes(len(train_rows), config.batch_size, config.drop_last).tolist()
     check_batches(net, config.model_name, sizes, config.accumulate)
     if config.memory_budget_mb is not None:  # a simulated device: refuse a step that, with the data, would not fit
@@ -149,7 +150,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source, model=model)
         run = saved["run"]
-        net = build(run.config.model, run.data, run.config.seed)
+        net = build(run.config.model, run.data, run.config.seed).to(run.config.dtype)
         checkpoint.check_model_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
         if leave_out is not None:
@@ -180,6 +181,11 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
     if initial_weights is None:
         initial_weights = {name: value.clone() for name, value in net.state_dict().items()}
     rows, held_out = torch.as_tensor(run.train_indices), torch.as_tensor(run.val_indices)
+    # features, and targets that are values (regression), in the run's precision; class numbers stay whole
+    x, y = (
+        run.data.x.to(run.config.dtype),
+        run.data.y.to(run.config.dtype) if run.data.y.is_floating_point() else run.data.y,
+    )
     run.model = net
     # a schedule depends on the step count alone: a resumed run's is stepped as far as the run got
     schedule = make_schedule(run.config.lr_schedule, optimizer, run.steps_per_epoch, run.total_steps)
@@ -187,10 +193,10 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
         model=net,
         optimizer=optimizer,
         initial_weights={name: value.to(device) for name, value in initial_weights.items()},
-        x=run.data.x[rows].to(device),
-        y=run.data.y[rows].to(device),
-        x_val=run.data.x[held_out].to(device),
-        y_val=run.data.y[held_out].to(device),
+        x=x[rows].to(device),
+        y=y[rows].to(device),
+        x_val=x[held_out].to(device),
+        y_val=y[held_out].to(device),
         generator_state=generator_state["state"]
         if generator_state is not None and generator_state["device"] == device.type
         else torch.Generator(device).manual_seed(run.config.seed).get_state(),

@@ -60,9 +60,11 @@ notebooks: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-# the notebooks as apps for a class (Voilà): code hidden, widgets live; open the URL it prints
+# the notebooks as apps for a class (Voilà): code hidden, widgets live, nothing fetched from the network;
+# open the URL it prints (add ?size=large to a notebook's address for a projector)
+VOILA := JUPYTER_PATH=$(CURDIR)/tools/jupyter $(BIN)/voila --template=epochviz
 present: $(STAMP)
-	$(BIN)/voila --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True notebooks/
+	$(VOILA) --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True notebooks/
 
 # every notebook as a self-contained page in site/ that opens from disk: no kernel, no internet
 html: $(STAMP)

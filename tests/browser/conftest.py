@@ -153,8 +153,8 @@ def voila(browser, tmp_path_factory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("voila")
     port, token = _free_port(), secrets.token_hex(24)
     argv = [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", "--strip_sources=True",
-            f"--port={port}", f"--Voila.token={token}", str(NOTEBOOKS)]  # fmt: skip
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+            "--template=epochviz", f"--port={port}", f"--Voila.token={token}", str(NOTEBOOKS)]  # fmt: skip
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_PATH": str(ROOT / "tools" / "jupyter")}
     server = _start(argv, "/", port, token, home / "voila.log", env)
     yield server
     _stop(server.process)

@@ -343,3 +343,13 @@ def test_an_explorer_that_starts_out_of_memory_says_so_and_recovers():
     widget.controls["batch_size"].value = 256
     widget.wait()
     assert "OutOfMemoryError" in widget.message.value
+
+
+def _descendants(widget):
+    return [widget, *(found for child in getattr(widget, "children", ()) for found in _descendants(child))]
+
+
+def test_only_an_explorer_that_fills_its_progress_bar_shows_one(small):
+    assert small.progress in _descendants(small.layout())
+    landscape = LandscapeExplorer(epochs=3)
+    assert landscape.progress not in _descendants(landscape.layout()), "an empty grey bar beside 'after 3 epochs'"

@@ -113,9 +113,8 @@ class Explorer:
         return "<i>training…</i>", ""
 
     def layout(self) -> widgets.Widget:
-        """The whole explorer as one widget; subclasses arrange their controls."""
-        return widgets.VBox([*self.controls.values(), widgets.HBox([self.progress, self.status]), self.message,
-                             self.figure])  # fmt: skip
+        """The whole explorer as one widget; subclasses arrange their controls (and show `progress` if they fill it)."""
+        return widgets.VBox([*self.controls.values(), self.status, self.message, self.figure])
 
     # --- driving it ----------------------------------------------------------------------------
 

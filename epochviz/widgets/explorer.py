@@ -136,6 +136,11 @@ class RunExplorer(Explorer):
 
     # --- the Explorer contract -----------------------------------------------------------------
 
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset the controls have chosen."""
+        return self._dataset(self.controls["dataset"].value)
+
     def request(self) -> Request:
         values = {name: control.value for name, control in self.controls.items()}
         modes = RESETS if values["compare"] else (values["reset"],)

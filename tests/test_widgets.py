@@ -117,7 +117,7 @@ def _boundary(explorer):
 
 def test_the_boundary_beside_the_curve_follows_the_epochs_slider_in_place_without_training(small, monkeypatch):
     heatmap, after_10, title = _boundary(small)
-    assert small.panel.box.layout.display != "none" and "after epoch 10" in title and "reset: never" in title
+    assert small.panel.box.layout.display != "none" and "after epoch 10 · reset: never" in title
     monkeypatch.setattr(small, "compute", lambda *args: pytest.fail("a view change must not train"))
     small.controls["epochs"].value = 4
     moved, after_4, title = _boundary(small)

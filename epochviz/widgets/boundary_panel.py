@@ -17,6 +17,7 @@ from ..plots import boundary_after, decision_surface
 from ..run import Run
 from .base import plain, sync_figure
 
+WIDTH = 400  # pixels, fixed: a figure first drawn while its box was hidden or unsized would fall back to 700
 RESOLUTION = 50  # cells per side: a 320 px panel gives each about 6 px; 50² = 2 500 cells to send per redraw
 DECIMALS = 3  # of z, the colour: a thousandth of a class's band is finer than any screen shows, and a third the bytes
 
@@ -29,8 +30,8 @@ class BoundaryPanel:
     """
 
     def __init__(self, *, height: int) -> None:
-        self.figure = go.FigureWidget(layout={"height": height})
-        self.box = widgets.Box([self.figure], layout=widgets.Layout(display="none", flex="1 1 20em", min_width="18em"))
+        self.figure = go.FigureWidget(layout={"height": height, "width": WIDTH})
+        self.box = widgets.VBox([self.figure], layout=widgets.Layout(display="none", flex="0 0 auto"))
         self.box.add_class("epochviz-boundary")  # a stable hook for the browser tests
         self._plane = None  # the data and training samples drawn now: while they stay, only the colours change
 
@@ -45,7 +46,7 @@ class BoundaryPanel:
             self.box.layout.display = "none"
             return
         epoch = run.completed_epochs
-        title = f"Predicted class after epoch {epoch}<br><sup>{label}</sup>"
+        title = f"Boundary after epoch {epoch} · {label}"  # short: it must clear the mode bar of a narrow panel
         if self._plane is not None and self._plane[0] is run.data and np.array_equal(self._plane[1], run.train_indices):
             with self.figure.batch_update():  # another epoch of the same plane: only the colours change
                 self.figure.data[0].update(_colours(decision_surface(run, epoch, resolution=RESOLUTION)))
@@ -53,7 +54,9 @@ class BoundaryPanel:
         else:
             figure = boundary_after(run, epoch, resolution=RESOLUTION, title=title)
             figure.data[0].update(_colours(figure.data[0]))
-            figure.update_layout(margin={"l": 50, "r": 10, "t": 60, "b": 40}, legend={"font": {"size": 13}})
+            figure.update_layout(
+                margin={"l": 50, "r": 10, "t": 60, "b": 40}, legend={"font": {"size": 13}}, title={"font": {"size": 15}}
+            )
             sync_figure(self.figure, figure)
             self._plane = (run.data, run.train_indices)
         self.box.layout.display = "flex"

@@ -109,6 +109,45 @@ def test_compare_overlays_every_reset_mode(small):
         assert len(_epoch_trace(small.figure, f"reset: {mode}").y) == 10
 
 
+def _boundary(explorer):
+    """The boundary panel's heatmap (its z as an array) and its title."""
+    heatmap = explorer.panel.figure.data[0]
+    return heatmap, np.array(heatmap.z, dtype=float), explorer.panel.figure.layout.title.text
+
+
+def test_the_boundary_beside_the_curve_follows_the_epochs_slider_in_place_without_training(small, monkeypatch):
+    heatmap, after_10, title = _boundary(small)
+    assert small.panel.box.layout.display != "none" and "after epoch 10 · reset: never" in title
+    monkeypatch.setattr(small, "compute", lambda *args: pytest.fail("a view change must not train"))
+    small.controls["epochs"].value = 4
+    moved, after_4, title = _boundary(small)
+    assert moved is heatmap and "after epoch 4" in title  # the same trace, redrawn in place
+    expected = ev.plots.decision_surface(small.run, 4, resolution=after_4.shape[0])
+    np.testing.assert_allclose(after_4, expected["z"], atol=5e-4)  # the colours are sent to 3 decimals
+    assert np.abs(after_4 - after_10).max() > 0.1  # epoch 4's boundary is not epoch 10's
+    np.testing.assert_array_equal(np.array(heatmap.customdata), expected["customdata"])
+
+
+def test_in_compare_mode_the_boundary_is_the_selected_reset_modes_and_says_so():
+    compare = reset_explorer(epochs=3)
+    compare.controls["reset"].value = "weights"
+    _, z, title = _boundary(compare)
+    weights = compare._shown[1]["weights"]
+    assert "reset: weights" in title and compare.run.config.reset == "weights"
+    np.testing.assert_allclose(z, ev.plots.decision_surface(weights, 3, resolution=z.shape[0])["z"], atol=5e-4)
+
+
+def test_the_boundary_is_absent_for_data_without_classes_on_a_plane(small):
+    assert explorer("line", epochs=3).panel.box.layout.display == "none"
+    small.controls["dataset"].value = "line"
+    small.wait()
+    assert small.panel.box.layout.display == "none" and "epoch 10 / 10" in small.status.value
+    small.controls["dataset"].value = "circles"
+    small.wait()
+    assert small.panel.box.layout.display != "none"
+    assert len(small.panel.figure.data[1].x) + len(small.panel.figure.data[2].x) == 320  # circles' training samples
+
+
 def test_train_more_in_compare_mode_continues_every_mode_and_trains_only_the_new_epochs(monkeypatch):
     explorer_module = importlib.import_module("epochviz.widgets.explorer")  # the module, not the function `explorer`
     widget = reset_explorer(epochs=4)
@@ -229,22 +268,24 @@ def test_the_browser_can_answer_every_trace_with_a_delta_and_the_kernel_raises_n
     raised "the truth value of an array … is ambiguous" into the log console."""
     small.controls["reset"].value = "weights"  # a redraw in place, with more traces
     small.wait()
-    assert all(_arrays(trace._props) == [] for trace in small.figure.data)
-    assert _arrays(small.figure._layout) == []
+    for figure in small.figures():  # the loss curve and the boundary beside it
+        assert all(_arrays(trace._props) == [] for trace in figure.data)
+        assert _arrays(figure._layout) == []
 
     def changed(value):  # what the browser answers for a property it was sent
         if isinstance(value, np.ndarray):
             return {"0": 0.5}
         return [0.5] * len(value) if isinstance(value, list) and value and not isinstance(value[0], dict) else []
 
-    deltas = [
-        {"uid": trace.uid, **{name: changed(value) for name, value in trace._props.items() if len(changed(value))}}
-        for trace in small.figure.data
-    ]
-    small.figure._trace_edit_in_process = True
-    small.figure._handler_js2py_traceDeltas(
-        {"new": {"trace_deltas": deltas, "trace_edit_id": small.figure._last_trace_edit_id}}
-    )
+    for figure in small.figures():
+        deltas = [
+            {"uid": trace.uid, **{name: changed(value) for name, value in trace._props.items() if len(changed(value))}}
+            for trace in figure.data
+        ]
+        figure._trace_edit_in_process = True
+        figure._handler_js2py_traceDeltas(
+            {"new": {"trace_deltas": deltas, "trace_edit_id": figure._last_trace_edit_id}}
+        )
 
 
 def test_the_small_explorers_each_show_their_idea():

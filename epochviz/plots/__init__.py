@@ -8,7 +8,7 @@ trains and no torch model is needed, so a run loaded from a checkpoint plots the
 >>> to_html(loss_curves(ev.train("moons", epochs=5)), "loss.html")  # doctest: +SKIP
 """
 
-from .boundary import decision_boundary, decision_surface
+from .boundary import boundary_after, decision_boundary, decision_surface
 from .curves import loss_curves, weights_over_epochs
 from .epoch_windows import sliding_epochs
 from .folds import cross_validation
@@ -19,7 +19,7 @@ from .reported import reported_loss, running_average
 from .style import decimate, to_html
 
 __all__ = [
-    "Bowl", "cross_validation", "decimate", "decision_boundary", "decision_surface", "loss_curves", "loss_landscape",
-    "memory_bars", "reported_loss", "running_average", "sample_orders", "sliding_epochs", "to_html",
+    "Bowl", "boundary_after", "cross_validation", "decimate", "decision_boundary", "decision_surface", "loss_curves",
+    "loss_landscape", "memory_bars", "reported_loss", "running_average", "sample_orders", "sliding_epochs", "to_html",
     "weights_over_epochs",
 ]  # fmt: skip

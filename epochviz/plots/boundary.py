@@ -46,34 +46,37 @@ def decision_boundary(run: Run, epoch: int | None = None, *, resolution: int = 6
     resolution = checks.whole("resolution", resolution, minimum=10, maximum=200)
     epochs = np.unique(np.r_[np.linspace(0, run.completed_epochs, MAX_FRAMES + 1).round().astype(int), shown])
     surfaces = {int(k): decision_surface(run, int(k), resolution=resolution) for k in epochs}
-    across, up = _plane(run, resolution)
-    classes = len(run.data.classes)
-    traces = [
-        {
-            "type": "heatmap", "name": "predicted class", "x": across, "y": up, **surfaces[shown],
-            "zmin": 0, "zmax": classes, "colorscale": _class_bands(classes), "showscale": False, "zsmooth": False,
-            "hoverongaps": False,
-            "hovertemplate": "feature 1 %{x:.2f}, feature 2 %{y:.2f}<br>predicts class %{customdata[0]} "
-                             "with probability %{customdata[1]}%<extra></extra>",
-        },
-        *_training_samples(run),
-    ]  # fmt: skip
-    figure = layout(
-        title=f"Predicted class, pale where unsure: {run.data.name}, reset={run.config.reset!r}",
-        x_title="feature 1",
-        y_title="feature 2",
-    )
-    figure["height"] = HEIGHT + SLIDER_HEIGHT
-    figure["margin"]["b"] = SLIDER_HEIGHT
-    figure["legend"] = {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"}
-    figure["xaxis"].update(range=[across[0], across[-1]], constrain="domain")
-    figure["yaxis"].update(range=[up[0], up[-1]], scaleanchor="x", scaleratio=1, constrain="domain")
-    figure["sliders"] = [_slider(list(surfaces), shown)]
-    figure["updatemenus"] = [_play_button()]
-    frames = [
+    title = f"Predicted class, pale where unsure: {run.data.name}, reset={run.config.reset!r}"
+    figure = _still(run, surfaces[shown], resolution, title)
+    figure.update_layout(height=HEIGHT + SLIDER_HEIGHT, margin_b=SLIDER_HEIGHT,
+                         sliders=[_slider(list(surfaces), shown)], updatemenus=[_play_button()])  # fmt: skip
+    figure.layout.legend = {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"}  # beside
+    figure.frames = [
         {"name": str(k), "data": [{"type": "heatmap", **surface}], "traces": [0]} for k, surface in surfaces.items()
     ]
-    return go.Figure(data=traces, layout=figure, frames=frames)
+    return figure
+
+
+def boundary_after(run: Run, epoch: int, *, resolution: int = 60, title: str | None = None) -> go.Figure:
+    """The class `run`'s model predicts over the plane after `epoch` (0: the initial weights), as one still figure.
+
+    The picture of `decision_boundary` at one epoch, without its slider and play button: what the
+    main explorer draws beside its loss curve. Redrawn for another epoch, only the heatmap's `z`
+    and `customdata` change (the plane and the training samples stay), so a FigureWidget that
+    shows it sends just those.
+
+    >>> import epochviz as ev
+    >>> run = ev.train("moons", epochs=10)
+    >>> boundary_after(run, 3).data[0].z.shape
+    (60, 60)
+
+    What to notice: the training samples are drawn on top, so you can see which of them the
+    model still puts on the wrong side of the boundary.
+    """
+    _check(run)
+    resolution = checks.whole("resolution", resolution, minimum=10, maximum=200)
+    surface = decision_surface(run, epoch, resolution=resolution)
+    return _still(run, surface, resolution, f"Predicted class after epoch {epoch}" if title is None else title)
 
 
 def decision_surface(run: Run, epoch: int, *, resolution: int = 60) -> dict[str, np.ndarray]:
@@ -101,6 +104,26 @@ def decision_surface(run: Run, epoch: int, *, resolution: int = 60) -> dict[str,
     customdata = np.column_stack([predicted, percent]).astype(np.uint8)  # a quarter of the bytes of float32
     shape = (resolution, resolution)
     return {"z": z.reshape(shape).astype(np.float32), "customdata": customdata.reshape(*shape, 2)}
+
+
+def _still(run: Run, surface: dict[str, np.ndarray], resolution: int, title: str) -> go.Figure:
+    """The heatmap of `surface` over the plane, square, with the training samples on top."""
+    across, up = _plane(run, resolution)
+    classes = len(run.data.classes)
+    traces = [
+        {
+            "type": "heatmap", "name": "predicted class", "x": across, "y": up, **surface,
+            "zmin": 0, "zmax": classes, "colorscale": _class_bands(classes), "showscale": False, "zsmooth": False,
+            "hoverongaps": False,
+            "hovertemplate": "feature 1 %{x:.2f}, feature 2 %{y:.2f}<br>predicts class %{customdata[0]} "
+                             "with probability %{customdata[1]}%<extra></extra>",
+        },
+        *_training_samples(run),
+    ]  # fmt: skip
+    figure = layout(title=title, x_title="feature 1", y_title="feature 2")
+    figure["xaxis"].update(range=[across[0], across[-1]], constrain="domain")
+    figure["yaxis"].update(range=[up[0], up[-1]], scaleanchor="x", scaleratio=1, constrain="domain")
+    return go.Figure(data=traces, layout=figure)
 
 
 def _check(run: Run) -> None:

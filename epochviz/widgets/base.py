@@ -56,7 +56,7 @@ class Explorer:
     `wait()` (block until nothing is computing); displaying an explorer shows it all.
     """
 
-    def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int = 860) -> None:
+    def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int | None = 860) -> None:
         self.controls = controls
         self.figure = go.FigureWidget(layout={"height": height, "width": width})
         self.status = widgets.HTML()
@@ -103,6 +103,13 @@ class Explorer:
 
     def render(self, request: Request, result: Any) -> go.Figure:
         raise NotImplementedError
+
+    def draw_beside(self, request: Request, result: Any) -> None:
+        """Called after every draw of `figure`: an explorer with a second figure redraws it here."""
+
+    def figures(self) -> tuple[go.FigureWidget, ...]:
+        """Every FigureWidget the explorer draws in (`figure`, and any drawn by `draw_beside`)."""
+        return (self.figure,)
 
     def describe(self, request: Request, result: Any) -> tuple[str, str]:
         """The status line and the message (empty when all is well) for a drawn result."""
@@ -163,7 +170,8 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """The live widget, plus a short text and an HTML note for places that cannot run it."""
         with self._lock:
-            _keep_for_new_views(self.figure)
+            for figure in self.figures():
+                _keep_for_new_views(figure)
         whole = self.layout()
         whole.add_class("epochviz-explorer")
         bundle = whole._repr_mimebundle_(**kwargs)
@@ -237,9 +245,11 @@ class Explorer:
                 return
             self.before_draw(request, result)
             sync_figure(self.figure, self.render(request, result))
+            self.draw_beside(request, result)
             self._last_draw = time.perf_counter()
             if final:
-                _keep_for_new_views(self.figure)
+                for figure in self.figures():
+                    _keep_for_new_views(figure)
                 self.status.value, message = self.describe(request, result)
                 if message:
                     self.message.value = _box(message, "#fff4e5", "#E69F00", "epochviz-note")

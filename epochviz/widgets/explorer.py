@@ -22,6 +22,7 @@ from ..run import Run
 from ..train import resume, train
 from . import controls as make
 from .base import Explorer, Request
+from .boundary_panel import BoundaryPanel
 
 GHOSTS = 3  # earlier settings kept on the figure, faded
 RUN_SETTINGS = ("dataset", "batch_size", "lr", "optimizer", "reset", "shuffle", "seed")  # what a trained run depends on
@@ -85,7 +86,8 @@ class RunExplorer(Explorer):
             "x": make.x_axis_buttons(x),
             "compare": make.compare_checkbox(compare),
         }
-        super().__init__(controls)
+        super().__init__(controls, width=None)  # the figures follow the width of the page
+        self.panel = BoundaryPanel(height=self.figure.layout.height)
         self.iterations = widgets.HTML()
         self.shown_controls = _names("show", show, controls) if show is not None else tuple(controls)
         actions = {
@@ -244,19 +246,33 @@ class RunExplorer(Explorer):
                               f"training samples").replace(",", "\u2009")  # fmt: skip
         self._update_iterations()
 
-    def layout(self) -> widgets.Widget:
-        def column(*names: str) -> widgets.VBox:
-            parts = [self.controls[name] for name in names if name in self.shown_controls]
-            if "batch_size" in self.shown_controls and "batch_size" in names:
-                parts.insert(parts.index(self.controls["batch_size"]) + 1, self.iterations)
-            return widgets.VBox(parts)
+    def draw_beside(self, request: Request, result: dict[str, Run]) -> None:
+        """The boundary panel: the run on screen (with "compare", the selected reset mode's) at the same epoch."""
+        run = self.run
+        self.panel.show(run, f"reset: {run.config.reset}")
 
-        return widgets.VBox([
-            widgets.HBox([column("dataset", "epochs", "batch_size", "lr"), column("optimizer", "seed", "shuffle",
-                                                                                   "compare")]),
-            column("reset", "x"), widgets.HBox(list(self.buttons.values())),
-            widgets.HBox([self.progress, self.status]), self.message, self.figure,
-        ])  # fmt: skip
+    def figures(self) -> tuple:
+        return (self.figure, self.panel.figure)
+
+    def layout(self) -> widgets.Widget:
+        """Controls in a column beside the loss curve and the boundary; a narrow page wraps them below each other.
+
+        On a projector (1280 × 720) the sliders and the whole figure fit on the screen at once.
+        """
+
+        def shown(*names: str) -> list[widgets.Widget]:
+            return [self.controls[name] for name in names if name in self.shown_controls]
+
+        iterations = [self.iterations] if "batch_size" in self.shown_controls else []
+        checkboxes = widgets.HBox(shown("shuffle", "compare"), layout=widgets.Layout(gap="1.5em"))
+        buttons = widgets.HBox(list(self.buttons.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        controls = widgets.VBox([
+            *shown("dataset", "epochs", "batch_size"), *iterations, *shown("lr", "optimizer", "seed"), checkboxes,
+            *shown("reset", "x"), buttons, widgets.HBox([self.progress, self.status]), self.message,
+        ], layout=widgets.Layout(width="27em", flex="0 0 auto"))  # fmt: skip
+        curve = widgets.VBox([self.figure], layout=widgets.Layout(flex="2 1 26em", min_width="20em"))
+        return widgets.HBox([controls, curve, self.panel.box],
+                            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))  # fmt: skip
 
     # --- internals -----------------------------------------------------------------------------
 

@@ -291,3 +291,42 @@ def hover_and_zoom(page: Page, plot: Locator) -> dict:
     except Exception:
         return {"hover": hover, "zoomed": False}
     return {"hover": hover, "zoomed": True}
+
+
+# --- the explorer on a projector: what is on screen, and the boundary beside the curve ----------------------------
+
+_BOUNDARY = """() => {
+    const plot = document.querySelector('[data-test-explorer] .epochviz-boundary .js-plotly-plot');
+    if (!plot || !plot._fullData || !plot._fullData.length) return null;
+    return {title: plot._fullLayout.title.text, z: JSON.stringify(plot._fullData[0].z).length + ':' +
+            JSON.stringify(plot._fullData[0].z).slice(0, 2000)};
+}"""
+
+_ON_SCREEN = """() => {
+    // the explorer's controls and every figure in it, as boxes in the viewport (CSS pixels)
+    const root = document.querySelector('[data-test-explorer]');
+    const box = node => { const r = node.getBoundingClientRect();
+                          return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; };
+    return {viewport: {width: window.innerWidth, height: window.innerHeight},
+            controls: Array.from(root.querySelectorAll('.widget-slider, .widget-dropdown, .widget-toggle-buttons'))
+                .map(box),
+            figures: Array.from(root.querySelectorAll('.js-plotly-plot .main-svg:first-child')).map(box)};
+}"""
+
+
+def boundary_state(page: Page) -> dict | None:
+    """The boundary panel's title and (the start of) its z, or None when the panel shows nothing."""
+    return page.evaluate(_BOUNDARY)
+
+
+def outside_viewport(page: Page, explorer: Locator) -> list[str]:
+    """What of the explorer's controls and figures lies outside the viewport, with the explorer scrolled to its top."""
+    explorer.evaluate("root => root.scrollIntoView({block: 'start'})")
+    shown = page.evaluate(_ON_SCREEN)
+    width, height = shown["viewport"]["width"], shown["viewport"]["height"]
+    return [
+        f"{kind} {i}: {box}"
+        for kind in ("controls", "figures")
+        for i, box in enumerate(shown[kind])
+        if box["left"] < -1 or box["top"] < -1 or box["right"] > width + 1 or box["bottom"] > height + 1
+    ]

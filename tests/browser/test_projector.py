@@ -1,0 +1,86 @@
+"""The main explorer on a projector (1280 × 720) and a narrow window (800 px), in Voilà and JupyterLab.
+
+The sliders and the whole figure fit on the screen at once at 1280 × 720; at 800 px the figures
+follow the page's width instead of being clipped; moving the epochs slider redraws the decision
+boundary beside the curve; and the browser console stays free of errors. Screenshots go to
+.artifacts/ (or docs/images/ with EPOCHVIZ_UPDATE_DOCS=1) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from jupyter_pages import (
+    KERNEL_TIMEOUT_S,
+    ROOT,
+    boundary_state,
+    error_outputs,
+    find_explorer,
+    finish_notebook,
+    outside_viewport,
+    press,
+    redraw,
+    shut_down_kernels,
+    slider_handle,
+    start_notebook,
+)
+
+pytestmark = pytest.mark.browser
+
+IMAGES = (ROOT if os.environ.get("EPOCHVIZ_UPDATE_DOCS") == "1" else ROOT / ".artifacts") / "docs" / "images"
+PROJECTOR, NARROW = {"width": 1280, "height": 720}, {"width": 800, "height": 720}
+# Voilà's page links Font Awesome from a CDN (its icons are bundled too): only that may fail offline
+OFFLINE = "Failed to load resource"
+
+
+def _check_explorer(page, where: str, size: dict) -> None:
+    explorer = find_explorer(page, timeout_s=KERNEL_TIMEOUT_S)
+    page.wait_for_function("() => document.querySelector('[data-test-explorer] .epochviz-boundary .js-plotly-plot')"
+                           "?._fullData?.length > 0", timeout=30_000)  # fmt: skip
+    assert error_outputs(page) == []
+    width = size["width"]
+    off = outside_viewport(page, explorer)
+    if width == PROJECTOR["width"]:
+        assert off == [], f"{where} at {width} × {size['height']}: outside the screen: {off}"
+    else:  # narrow: the page scrolls down, but nothing sticks out on the right
+        right = page.evaluate(
+            "() => Math.max(...Array.from(document.querySelectorAll("
+            "'[data-test-explorer] .js-plotly-plot')).map(p => p.getBoundingClientRect().right))"
+        )
+        assert right <= width + 1, f"{where} at {width} px: a figure reaches {right:.0f} px"
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    explorer.screenshot(path=IMAGES / f"explorer-{where}-{width}.png", animations="disabled")
+    before = boundary_state(page)
+    fewer = redraw(page, press(slider_handle(explorer, "epochs"), "ArrowLeft"))
+    after = boundary_state(page)
+    epochs = int(fewer.status_after.split()[1])
+    assert f"after epoch {epochs}" in after["title"] and after["z"] != before["z"], (before["title"], after["title"])
+
+
+@pytest.mark.parametrize("size", [PROJECTOR, NARROW], ids=["1280x720", "800px"])
+def test_voila_explorer_fits_a_projector_and_redraws_the_boundary(browser, voila, size):
+    page = browser.new_page(viewport=size)
+    console_errors = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    try:
+        page.goto(voila.address("/voila/render/00_start_here.ipynb"), timeout=KERNEL_TIMEOUT_S * 1000)
+        _check_explorer(page, "voila", size)
+        assert [text for text in console_errors if not text.startswith(OFFLINE)] == []
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("size", [PROJECTOR, NARROW], ids=["1280x720", "800px"])
+def test_lab_explorer_fits_a_projector_and_redraws_the_boundary(browser, lab, size):
+    page = browser.new_page(viewport=size)
+    console_errors = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    try:
+        start_notebook(page, lab, "00_start_here.ipynb")
+        finish_notebook(page, "00_start_here.ipynb")
+        _check_explorer(page, "lab", size)
+        assert console_errors == []
+    finally:
+        page.close()
+        shut_down_kernels(lab, "00_start_here.ipynb")

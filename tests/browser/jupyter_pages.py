@@ -108,6 +108,15 @@ def error_outputs(page: Page) -> list[str]:
     return page.evaluate(_ERRORS)
 
 
+def log_console(page: Page) -> str:
+    """What JupyterLab's log-console status item says: empty while the log holds nothing.
+
+    Errors raised outside any cell (in a widget's callback, say) land in that log, with only a
+    count in the status bar to show for them; a test that uses explorers must see it empty.
+    """
+    return page.evaluate("() => document.querySelector('.jp-LogConsoleStatusItem')?.innerText ?? ''").strip()
+
+
 def wait_for_figures(page: Page, at_least: int = 1, timeout_s: float = 60) -> int:
     """Wait until `at_least` Plotly figures are drawn with data; return how many there are."""
     page.wait_for_function(f"() => ({_FIGURES})() >= {at_least}", timeout=timeout_s * 1000)

@@ -61,10 +61,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 # the notebooks as apps for a class (Voilà): code hidden, widgets live, nothing fetched from the network;
-# open the URL it prints (add ?size=large to a notebook's address for a projector)
+# open the URL it prints (add ?size=large to a notebook's address for a projector). Each notebook is run
+# ahead in a waiting kernel (preheat), so the first visit shows it at once; start it a minute before class.
 VOILA := JUPYTER_PATH=$(CURDIR)/tools/jupyter $(BIN)/voila --template=epochviz
 present: $(STAMP)
-	$(VOILA) --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True notebooks/
+	$(VOILA) --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True \
+	  --preheat_kernel=True --pool_size=1 notebooks/
 
 # every notebook as a self-contained page in site/ that opens from disk: no kernel, no internet
 html: $(STAMP)

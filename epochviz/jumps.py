@@ -122,16 +122,18 @@ def gallery(seed: int = 0) -> dict[int, Jump]:
 def restart_rise(run: Run) -> float:
     """How many times larger the batch loss is in each epoch's first quarter than in the last quarter before it.
 
-    The mean over every edge after the first epoch's: 1 means the edges change nothing.
+    Medians over every edge after the first epoch's, so a rare spike of a batch does not decide
+    it: 1 means the edges change nothing.
 
     >>> restart_rise(train("moons", epochs=3)) < 2
     True
     """
     losses = run.steps.loss.to_numpy()
     per_epoch, quarter = run.steps_per_epoch, max(1, run.steps_per_epoch // 4)
-    after = [losses[edge : edge + quarter].mean() for edge in range(per_epoch, run.total_steps, per_epoch)]
-    before = [losses[edge - quarter : edge].mean() for edge in range(per_epoch, run.total_steps, per_epoch)]
-    return float(np.mean(after) / np.mean(before))
+    edges = range(per_epoch, run.total_steps, per_epoch)
+    after = np.concatenate([losses[edge : edge + quarter] for edge in edges])
+    before = np.concatenate([losses[edge - quarter : edge] for edge in edges])
+    return float(np.median(after) / np.median(before))
 
 
 def dropout_mlp(seed: int = 0, p: float = 0.5) -> nn.Sequential:
@@ -194,7 +196,7 @@ def _warm_restarts(seed: int) -> Jump:
     rates = learning_rates("warm_restarts", run.config.lr, run.steps_per_epoch, run.total_steps)
     evidence = (f"the learning rate glides from {rates[0]:.3g} to {rates[run.steps_per_epoch - 1]:.2g} within each "
                 f"epoch and is back at {rates[run.steps_per_epoch]:.3g} at the next one's start; an epoch's first "
-                f"quarter of batches has {restart_rise(run):.2g}× the loss of the quarter before the edge")  # fmt: skip
+                f"quarter of batches has {restart_rise(run):.2g}× the median loss of the quarter before")  # fmt: skip
     return Jump(CAUSES["warm_restarts"], run, evidence)
 
 

@@ -33,11 +33,11 @@ __all__ = [
 ]  # fmt: skip
 __version__ = "0.1.0"
 
-_LAZY = {"plots": "epochviz.plots", "widgets": "epochviz.widgets"}
+_LAZY = {"plots": "epochviz.plots", "widgets": "epochviz.widgets", "jumps": "epochviz.jumps"}
 
 
 def __getattr__(name: str):
-    """`ev.plots`, `ev.widgets` and `ev.explorer` load Plotly and ipywidgets only when first used,
+    """`ev.plots`, `ev.widgets`, `ev.jumps` and `ev.explorer` load Plotly and ipywidgets only when first used,
     so training alone never imports them."""
     import importlib
 

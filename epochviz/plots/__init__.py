@@ -12,6 +12,7 @@ from .boundary import boundary_after, decision_boundary, decision_surface
 from .curves import loss_curves, weights_over_epochs
 from .epoch_windows import sliding_epochs
 from .folds import cross_validation
+from .gallery import jump_gallery, lr_beside_loss
 from .landscape import Bowl, loss_landscape
 from .memory_use import memory_bars
 from .orders import sample_orders
@@ -19,7 +20,7 @@ from .reported import reported_loss, running_average
 from .style import decimate, to_html
 
 __all__ = [
-    "Bowl", "boundary_after", "cross_validation", "decimate", "decision_boundary", "decision_surface", "loss_curves",
-    "loss_landscape", "memory_bars", "reported_loss", "running_average", "sample_orders", "sliding_epochs", "to_html",
-    "weights_over_epochs",
+    "Bowl", "boundary_after", "cross_validation", "decimate", "decision_boundary", "decision_surface", "jump_gallery",
+    "loss_curves", "loss_landscape", "lr_beside_loss", "memory_bars", "reported_loss", "running_average",
+    "sample_orders", "sliding_epochs", "to_html", "weights_over_epochs",
 ]  # fmt: skip

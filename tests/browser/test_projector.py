@@ -9,6 +9,7 @@ boundary beside the curve; and the browser console stays free of errors. Screens
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 
 import pytest
 from jupyter_pages import (
@@ -70,6 +71,29 @@ def test_voila_explorer_fits_a_projector_and_redraws_the_boundary(browser, voila
         page.close()
 
 
+_EPOCH_LABELS = """() => Array.from(document.querySelectorAll(
+    '[data-test-explorer] .js-plotly-plot:not(.epochviz-boundary .js-plotly-plot) .shapelayer text'))
+    .filter(t => t.textContent.startsWith('epoch')).map(t => {
+        const box = t.getBoundingClientRect(); return {text: t.textContent, left: box.left, right: box.right}; })"""
+
+
+def _check_ghosts_and_blow_up(page, explorer) -> None:
+    """The instructor's two embarrassments: a longer ghost squeezing the epoch labels, and a blow-up read as 0."""
+    redraw(page, explorer.get_by_role("button", name="weights: restored each epoch").click)  # "never" becomes a ghost
+    fewer = redraw(page, press(slider_handle(explorer, "epochs"), "PageDown"))
+    epochs = int(fewer.status_after.split()[1])
+    axis_end = page.evaluate("() => document.querySelector('[data-test-explorer] .js-plotly-plot')"
+                             "._fullLayout.xaxis.range[1]")  # fmt: skip
+    assert axis_end < epochs + 0.5, f"the x axis runs to {axis_end} for {epochs} epochs: the ghost stretched it"
+    labels = sorted(page.evaluate(_EPOCH_LABELS), key=lambda label: label["left"])
+    assert labels, "no epoch label is drawn"
+    overlaps = [(a["text"], b["text"]) for a, b in pairwise(labels) if b["left"] < a["right"]]
+    assert overlaps == [], f"epoch labels run into each other: {overlaps}"
+    redraw(page, press(slider_handle(explorer, "learning rate"), "End"))
+    message = explorer.locator(".widget-html").filter(has_text="blew up")
+    assert message.count() >= 1, "at the top of the learning-rate slider the explorer must say the run blew up"
+
+
 @pytest.mark.parametrize("size", [PROJECTOR, NARROW], ids=["1280x720", "800px"])
 def test_lab_explorer_fits_a_projector_and_redraws_the_boundary(browser, lab, size):
     page = browser.new_page(viewport=size)
@@ -79,6 +103,8 @@ def test_lab_explorer_fits_a_projector_and_redraws_the_boundary(browser, lab, si
         start_notebook(page, lab, "00_start_here.ipynb")
         finish_notebook(page, "00_start_here.ipynb")
         _check_explorer(page, "lab", size)
+        if size == PROJECTOR:
+            _check_ghosts_and_blow_up(page, find_explorer(page))
         assert console_errors == []
         assert log_console(page) == "", "JupyterLab's log console received something while the explorer was used"
     finally:

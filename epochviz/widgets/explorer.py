@@ -264,7 +264,7 @@ class RunExplorer(Explorer):
             return [self.controls[name] for name in names if name in self.shown_controls]
 
         iterations = [self.iterations] if "batch_size" in self.shown_controls else []
-        checkboxes = widgets.HBox(shown("shuffle", "compare"), layout=widgets.Layout(gap="1.5em"))
+        checkboxes = widgets.HBox(shown("shuffle", "compare"), layout=widgets.Layout(flex_flow="row wrap"))
         buttons = widgets.HBox(list(self.buttons.values()), layout=widgets.Layout(flex_flow="row wrap"))
         controls = widgets.VBox([
             *shown("dataset", "epochs", "batch_size"), *iterations, *shown("lr", "optimizer", "seed"), checkboxes,

@@ -6,6 +6,10 @@ Widget state is not stored (it would add ~5 MB of JavaScript per figure), and wh
 widget also offers an HTML fallback (explorers, predictions), only the fallback is kept: a
 saved notebook then shows "an explorer appears here when this notebook runs" instead of
 "Error displaying widget: model not found". nbval ignores widget views either way.
+Every Plotly figure also gets a static PNG beside its JSON, and every live widget holding figures (an
+explorer) a PNG of its first figure as the notebook drew it, in an output of its own below the widget's
+note: GitHub, nbviewer, VS Code's preview and nbconvert's HTML draw no Plotly JSON (tools/figure_images.py).
+Without a Chromium the figures get no image, and a warning says so.
 Each notebook also records what produced its outputs (`metadata.epochviz`): a fingerprint of the
 package's source and of `constraints.txt`, and the CPU kernel path torch ran. A test compares the
 fingerprint with the code under test, so outputs left stale by a change fail loudly, by name, instead
@@ -15,6 +19,7 @@ of passing by luck on one CPU and failing on the next. Prints each notebook's ex
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 import tempfile
@@ -23,11 +28,13 @@ from pathlib import Path
 
 import nbformat
 import torch
+from figure_images import PNG, NoBrowser, pngs  # tools/ is on the path here
 from jupyter_client import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PLOTLY = "application/vnd.plotly.v1+json"
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -75,11 +82,68 @@ def run_or_say_why(notebook: nbformat.NotebookNode, path: Path) -> None:
         raise NotebookFailed(f"{path.name}: a cell failed: {last}") from None
 
 
+# run last in the kernel: every live widget holding Plotly FigureWidgets → those figures as JSON. It first
+# waits for the explorers' background trainings, so that a snapshot shows a finished figure.
+SNAPSHOT_CELL = """\
+import json as _json, threading as _threading, plotly.graph_objects as _go, plotly.io as _pio
+from ipywidgets.widgets.widget import _instances as _widgets
+
+for _thread in _threading.enumerate():
+    if _thread.name == "epochviz-worker":
+        _thread.join()
+
+def _figures(widget):
+    if isinstance(widget, _go.FigureWidget):
+        return [_pio.to_json(widget, validate=False)]
+    return [figure for child in getattr(widget, "children", ()) for figure in _figures(child)]
+
+print(_json.dumps({model_id: found for model_id, widget in list(_widgets.items()) if (found := _figures(widget))}))
+"""
+
+
+def run_with_snapshots(notebook: nbformat.NotebookNode, path: Path) -> dict[str, list[dict]]:
+    """`run_or_say_why`, then the figures of every live widget, by widget model id (SNAPSHOT_CELL)."""
+    notebook.cells.append(nbformat.v4.new_code_cell(SNAPSHOT_CELL))
+    run_or_say_why(notebook, path)
+    probe = notebook.cells.pop()
+    printed = "".join(output.get("text", "") for output in probe.outputs if output.output_type == "stream")
+    return {model_id: [json.loads(figure) for figure in figures] for model_id, figures in json.loads(printed).items()}
+
+
+def add_static_images(notebook: nbformat.NotebookNode, snapshots: dict[str, list[dict]], name: str) -> None:
+    """Give each Plotly figure a PNG beside its JSON, and each widget in `snapshots` a PNG of its first figure.
+
+    A widget's image is an output of its own, below the widget's: where a widget cannot run, its output
+    shows its HTML note and nothing else of it (HTML outranks PNG everywhere). Without a Chromium, a
+    warning names the notebook and the figures stay as they are.
+    """
+    found = []  # (cell, output, figure): the output that gets the image, or after which it goes
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY in data:
+                found.append((cell, output, data[PLOTLY]))
+            elif WIDGET_VIEW in data and (shown := snapshots.get(data[WIDGET_VIEW]["model_id"])):
+                found.append((cell, output, shown[0]))
+    try:
+        images = pngs([figure for _, _, figure in found])
+    except NoBrowser as why:
+        print(f"warning: {name}: its {len(found)} figures got no static image ({why})", file=sys.stderr)
+        return
+    for (cell, output, _), image in zip(found, images, strict=True):
+        if PLOTLY in output.data:
+            output.data[PNG] = image
+        else:
+            snapshot = nbformat.v4.new_output("display_data", data={PNG: image})
+            cell.outputs.insert(cell.outputs.index(output) + 1, snapshot)
+
+
 def execute(path: Path) -> float:
     notebook = nbformat.read(path, as_version=4)
     started = time.perf_counter()
-    run_or_say_why(notebook, path)
+    snapshots = run_with_snapshots(notebook, path)
     seconds = time.perf_counter() - started
+    add_static_images(notebook, snapshots, path.name)
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         for output in cell.get("outputs", []):

@@ -13,29 +13,28 @@ Nothing is fetched from the network: nbconvert's require.js, MathJax, Mermaid an
 scripts (all from CDNs) are left out; the notebooks use none of them.
 
 By default each notebook is run first (about as long as `make notebooks`) so that the explorers'
-snapshots exist; `--saved` exports the saved outputs as they are (figures, and the explorers' notes
-without snapshots), in seconds.
+snapshots exist; `--saved` exports the saved outputs as they are (figures, and the explorers' notes with
+the static image of their figure that `make notebooks` saved), in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
 import sys
 from pathlib import Path
 
 import nbformat
 import plotly.io as pio
-from execute_notebooks import WIDGET_VIEW, NotebookFailed, run_or_say_why  # tools/ is on the path here
+from execute_notebooks import PLOTLY, WIDGET_VIEW, NotebookFailed, run_with_snapshots  # tools/ is on the path
+from figure_images import PNG
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 from plotly.offline import get_plotlyjs
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-PLOTLY = "application/vnd.plotly.v1+json"
 
 # nbconvert's lab template without anything fetched from a CDN, and with plotly.js inlined once
 TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -50,19 +49,6 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
 
-# run last in the kernel: every live widget holding Plotly FigureWidgets → those figures as JSON
-SNAPSHOT_CELL = """\
-import json as _json, plotly.graph_objects as _go, plotly.io as _pio
-from ipywidgets.widgets.widget import _instances as _widgets
-
-def _figures(widget):
-    if isinstance(widget, _go.FigureWidget):
-        return [_pio.to_json(widget, validate=False)]
-    return [figure for child in getattr(widget, "children", ()) for figure in _figures(child)]
-
-print(_json.dumps({model_id: found for model_id, widget in list(_widgets.items()) if (found := _figures(widget))}))
-"""
-
 SNAPSHOT_NOTE = (
     '<p style="color:#555;font-size:14px;margin:6px 0 0">Its figure as the notebook drew it: a snapshot '
     "(zoom and hover work; the sliders need a running notebook).</p>"
@@ -71,15 +57,6 @@ WIDGET_NOTE = (
     '<div style="border:1px dashed #0072B2;padding:8px 12px;color:#0072B2;font-size:15px">'
     "▶ an interactive widget appears here when this notebook runs.</div>"
 )
-
-
-def run(notebook: nbformat.NotebookNode, path: Path) -> dict[str, list[dict]]:
-    """Execute `notebook` (read from `path`) in place; return the figures of every live widget, by widget model id."""
-    notebook.cells.append(nbformat.v4.new_code_cell(SNAPSHOT_CELL))
-    run_or_say_why(notebook, path)
-    probe = notebook.cells.pop()
-    printed = "".join(output.get("text", "") for output in probe.outputs if output.output_type == "stream")
-    return {model_id: [json.loads(figure) for figure in figures] for model_id, figures in json.loads(printed).items()}
 
 
 def figure_html(figure: dict) -> str:
@@ -95,6 +72,7 @@ def make_static(notebook: nbformat.NotebookNode, snapshots: dict[str, list[dict]
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY in data:
+                data.pop(PNG, None)  # the interactive figure replaces its static image
                 data["text/html"] = figure_html(data.pop(PLOTLY))
                 figures += 1
             elif WIDGET_VIEW in data:
@@ -116,7 +94,7 @@ def title(notebook: nbformat.NotebookNode, fallback: str) -> str:
 
 def export(path: Path, out: Path, *, execute: bool) -> tuple[Path, str, int]:
     notebook = nbformat.read(path, as_version=4)
-    snapshots = run(notebook, path) if execute else {}
+    snapshots = run_with_snapshots(notebook, path) if execute else {}
     figures = make_static(notebook, snapshots)
     notebook.metadata["title"] = title(notebook, path.stem)
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"epochviz.html.j2": TEMPLATE})])

@@ -81,7 +81,7 @@ def test_execute_notebooks_gives_every_figure_and_explorer_a_static_image(tmp_pa
     assert done.returncode == 0, done.stdout + done.stderr
     figure, widget, snapshot = nbformat.read(path, 4).cells[0].outputs
     assert PLOTLY in figure.data, "JupyterLab keeps the interactive figure"
-    assert png_size(figure.data[PNG]) == (900, 300), "a figure without a width is drawn 900 px wide, at its height"
+    assert png_size(figure.data[PNG]) == (800, 300), "a figure without a width is drawn 800 px wide, at its height"
     assert PNG not in widget.data, "where the widget cannot run, its own output shows its note, if any"
     assert snapshot.output_type == "display_data" and set(snapshot.data) == {PNG}
     assert png_size(snapshot.data[PNG]) == (400, 250), "the widget's figure, at its own size"

@@ -25,7 +25,10 @@ from kaleido.errors import ChromeNotFoundError
 from PIL import Image
 
 PNG = "image/png"
-WIDTH = 900  # px, for a figure that sets no width (in JupyterLab it stretches to the notebook's width)
+# px, for a figure that sets no width (live, it stretches to the notebook's width). JupyterLab shows the PNG
+# until the pointer enters, uncropped only where the output is at least this wide: 848 px in a 1280 px
+# window with the file browser open.
+WIDTH = 800
 HEIGHT = 460  # px, for a figure that sets no height (epochviz's set theirs: plots/style.py)
 COLOURS = 256  # a chart's PNG in 256 colours looks the same and is about 4× smaller than Chromium's RGBA one
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")  # `make browser` installs it; kaleido looks for Chrome by other names
@@ -39,8 +42,8 @@ def pngs(figures: list[dict]) -> list[str]:
     """Each figure (a Plotly figure as a dict) drawn as a PNG, base64-encoded as a notebook stores it.
 
     All of them are drawn in one headless Chromium, at the figure's own size (WIDTH × HEIGHT where it
-    sets none), at scale 1, then stored in COLOURS colours: a 900×460 chart takes 15–30 KB instead of
-    70–100 KB. Raises NoBrowser, saying why, when no Chromium is found (set BROWSER_PATH to one).
+    sets none), at scale 1, then stored in COLOURS colours: an 800×460 chart takes 15–50 KB instead of
+    60–100 KB. Raises NoBrowser, saying why, when no Chromium is found (set BROWSER_PATH to one).
     """
     if not figures:
         return []

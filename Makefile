@@ -53,8 +53,9 @@ browser:
 	      || echo "make browser: could not install chromium; browser tests will be skipped"; \
 	  else echo "make browser: no chromium and no root apt-get; browser tests will be skipped"; fi; }
 
-# re-run the notebooks in place (after changing them or the package); nbval then checks they reproduce
-notebooks: $(STAMP)
+# re-run the notebooks in place (after changing them or the package); nbval then checks they reproduce.
+# Chromium draws each figure's static image (tools/figure_images.py); without it, a warning and no images
+notebooks: $(STAMP) browser
 	$(BIN)/python tools/execute_notebooks.py
 
 lint: $(STAMP)

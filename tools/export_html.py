@@ -15,28 +15,27 @@ scripts (all from CDNs) are left out; the notebooks use none of them.
 
 By default each notebook is run first (about as long as `make notebooks`) so that the explorers
 exist to be precomputed and snapshotted; `--saved` exports the saved outputs as they are (figures,
-and the explorers' notes), in seconds.
+and the explorers' notes with the static image of their figure that `make notebooks` saved), in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
 import sys
 from pathlib import Path
 
 import nbformat
 import plotly.io as pio
-from execute_notebooks import WIDGET_VIEW, NotebookFailed, run_or_say_why  # tools/ is on the path here
+from execute_notebooks import PLOTLY, WIDGET_VIEW, NotebookFailed, run_with_snapshots  # tools/ is on the path
+from figure_images import PNG
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 from plotly.offline import get_plotlyjs
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-PLOTLY = "application/vnd.plotly.v1+json"
 
 # nbconvert's lab template without anything fetched from a CDN, and with plotly.js inlined once
 TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -51,31 +50,6 @@ TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
 
-# run last in the kernel: every live widget → the figures of its Plotly FigureWidgets as JSON, and for the main
-# explorer its precomputed, kernel-free version (HTML)
-SNAPSHOT_CELL = """\
-import gc as _gc, json as _json, warnings as _warnings, plotly.graph_objects as _go, plotly.io as _pio
-from ipywidgets.widgets.widget import _instances as _widgets
-from epochviz.widgets.explorer import RunExplorer as _RunExplorer
-from epochviz.widgets.offline import offline_explorer as _offline
-
-def _figures(widget):
-    if isinstance(widget, _go.FigureWidget):
-        return [widget]
-    return [figure for child in getattr(widget, "children", ()) for figure in _figures(child)]
-
-with _warnings.catch_warnings():  # looking at every object touches deprecated ones (torch.distributed.reduce_op)
-    _warnings.simplefilter("ignore")
-    _explorers = {id(e.figure): e for e in _gc.get_objects() if isinstance(e, _RunExplorer)}
-_found = {}
-for _id, _widget in list(_widgets.items()):
-    if _figures_found := _figures(_widget):
-        _main = [_explorers[id(f)] for f in _figures_found if id(f) in _explorers]
-        _found[_id] = {"figures": [_pio.to_json(f, validate=False) for f in _figures_found],
-                       "offline": _offline(_main[0], element_id="epochviz-" + _id) if _main else None}
-print(_json.dumps(_found))
-"""
-
 SNAPSHOT_NOTE = (
     '<p style="color:#555;font-size:14px;margin:6px 0 0">Its figure as the notebook drew it: a snapshot '
     "(zoom and hover work; the sliders need a running notebook).</p>"
@@ -84,19 +58,6 @@ WIDGET_NOTE = (
     '<div style="border:1px dashed #0072B2;padding:8px 12px;color:#0072B2;font-size:15px">'
     "▶ an interactive widget appears here when this notebook runs.</div>"
 )
-
-
-def run(notebook: nbformat.NotebookNode, path: Path) -> dict[str, dict]:
-    """Execute `notebook` (read from `path`) in place; for every live widget, by model id: its figures and,
-    for the main explorer, its precomputed version."""
-    notebook.cells.append(nbformat.v4.new_code_cell(SNAPSHOT_CELL))
-    run_or_say_why(notebook, path)
-    probe = notebook.cells.pop()
-    printed = "".join(output["text"] for output in probe.outputs if output.get("name") == "stdout")
-    found = json.loads(printed)
-    for widget in found.values():
-        widget["figures"] = [json.loads(figure) for figure in widget["figures"]]
-    return found
 
 
 def figure_html(figure: dict) -> str:
@@ -113,6 +74,7 @@ def make_static(notebook: nbformat.NotebookNode, snapshots: dict[str, dict]) -> 
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY in data:
+                data.pop(PNG, None)  # the interactive figure replaces its static image
                 data["text/html"] = figure_html(data.pop(PLOTLY))
                 figures += 1
             elif WIDGET_VIEW in data:
@@ -139,7 +101,7 @@ def title(notebook: nbformat.NotebookNode, fallback: str) -> str:
 
 def export(path: Path, out: Path, *, execute: bool) -> tuple[Path, str, int]:
     notebook = nbformat.read(path, as_version=4)
-    snapshots = run(notebook, path) if execute else {}
+    snapshots = run_with_snapshots(notebook, path, offline=True) if execute else {}
     figures = make_static(notebook, snapshots)
     notebook.metadata["title"] = title(notebook, path.stem)
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"epochviz.html.j2": TEMPLATE})])

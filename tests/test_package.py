@@ -25,7 +25,7 @@ LAYERS = {
     "plots": 4, "reported": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "orders": 4,
     "memory_use": 4, "folds": 4, "epoch_windows": 4, "boundary": 4,
     "widgets": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "predict": 5,
-    "presets": 5, "memory_explorer": 5, "crossval_explorer": 5, "landscape_explorer": 5,
+    "presets": 5, "memory_explorer": 5, "crossval_explorer": 5, "landscape_explorer": 5, "front_end": 5,
 }  # fmt: skip
 
 

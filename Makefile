@@ -62,7 +62,9 @@ lint: $(STAMP)
 
 # the notebooks as apps for a class (Voilà): code hidden, widgets live, nothing fetched from the network;
 # open the URL it prints (add ?size=large to a notebook's address for a projector)
-VOILA := JUPYTER_PATH=$(CURDIR)/tools/jupyter $(BIN)/voila --template=epochviz
+# (without Notebook 7's JupyterLab extension, which fails in Voilà's page; tests/browser/conftest.py says how)
+VOILA := JUPYTER_PATH=$(CURDIR)/tools/jupyter $(BIN)/voila --template=epochviz \
+  --VoilaConfiguration.extension_denylist="['@jupyter-notebook/lab-extension']"
 present: $(STAMP)
 	$(VOILA) --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True notebooks/
 

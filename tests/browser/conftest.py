@@ -153,11 +153,16 @@ def voila(browser, tmp_path_factory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("voila")
     port, token = _free_port(), secrets.token_hex(24)
     argv = [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", "--strip_sources=True",
-            "--template=epochviz", f"--port={port}", f"--Voila.token={token}", str(NOTEBOOKS)]  # fmt: skip
+            "--template=epochviz", f"--port={port}", f"--Voila.token={token}", VOILA_SKIPS, str(NOTEBOOKS)]  # fmt: skip
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_PATH": str(ROOT / "tools" / "jupyter")}
     server = _start(argv, "/", port, token, home / "voila.log", env)
     yield server
     _stop(server.process)
+
+
+# Voilà loads every JupyterLab extension installed, and Notebook 7's (`@jupyter-notebook/lab-extension`, for
+# JupyterLab's "Open in Notebook") fails in its page: "The getter for the shared module is not a function"
+VOILA_SKIPS = "--VoilaConfiguration.extension_denylist=['@jupyter-notebook/lab-extension']"
 
 
 @pytest.fixture(scope="session")

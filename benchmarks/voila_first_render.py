@@ -41,6 +41,7 @@ def measure(names: list[str], *, preheat: bool) -> dict[str, float]:
     port, token = free_port(), secrets.token_hex(16)
     argv = [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", f"--port={port}",
             f"--Voila.token={token}", "--template=epochviz", "--strip_sources=True",
+            "--VoilaConfiguration.extension_denylist=['@jupyter-notebook/lab-extension']",
             str(ROOT / "notebooks")]  # fmt: skip
     if preheat:
         argv += ["--preheat_kernel=True", "--pool_size=1"]

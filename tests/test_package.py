@@ -26,7 +26,7 @@ LAYERS = {
     "memory_use": 4, "folds": 4, "epoch_windows": 4, "boundary": 4,
     "jumps": 3, "gallery": 4,
     "widgets": 5, "offline": 5, "boundary_panel": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "predict": 5,
-    "presets": 5, "memory_explorer": 5, "crossval_explorer": 5, "landscape_explorer": 5,
+    "presets": 5, "memory_explorer": 5, "crossval_explorer": 5, "landscape_explorer": 5, "front_end": 5,
 }  # fmt: skip
 
 

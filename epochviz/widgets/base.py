@@ -28,6 +28,7 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
+from . import front_end
 from .worker import LatestWins
 
 CACHE_SIZE = 32  # results kept per explorer (a few MB at most for these small runs)
@@ -58,6 +59,7 @@ class Explorer:
 
     def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int | None = 860) -> None:
         self.controls = controls
+        front_end.prepare()
         self.figure = go.FigureWidget(layout={"height": height, "width": width})
         self.status = widgets.HTML()
         self.status.add_class("epochviz-status")  # stable hooks for styling and for the browser tests
@@ -174,7 +176,7 @@ class Explorer:
                 _keep_for_new_views(figure)
         whole = self.layout()
         whole.add_class("epochviz-explorer")
-        bundle = whole._repr_mimebundle_(**kwargs)
+        bundle = front_end.view_bundle(whole, **kwargs)
         bundle["text/plain"] = f"{type(self).__name__}: run this notebook to play with it."
         bundle["text/html"] = PLACEHOLDER.format(name=html.escape(type(self).__name__))
         return bundle

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import ipywidgets as widgets
 
+from . import front_end
+
 WAITING = "The next cell measures the answer: run it, then press Check again."
 MEASURED_BELOW = "The cells below measure it and show it."  # where a saved page shows the question alone
 
@@ -73,7 +75,7 @@ class Prediction(widgets.VBox):
         )
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
-        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle = front_end.view_bundle(self, **kwargs)
         bundle["text/plain"] = f"Predict: {self.question}"
         answer = MEASURED_BELOW if self.answer is None else f"<b>{html.escape(_show(self.answer, self.unit))}</b>."
         bundle["text/html"] = (

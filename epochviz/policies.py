@@ -60,7 +60,7 @@ POLICIES = {
             "weights",
             weights="initial",
             optimizer=True,
-            label="weights: restored each epoch",
+            label="weights: restored",
             colour="#D55E00",  # vermillion
             dash="dot",
             tooltip="Every epoch starts again from the same initial weights, as if each epoch were a separate "
@@ -70,7 +70,7 @@ POLICIES = {
             "reinit",
             weights="fresh",
             optimizer=True,
-            label="reinit: new weights each epoch",
+            label="reinit: new weights",
             colour="#CC79A7",  # reddish purple
             dash="dashdot",
             tooltip="Every epoch starts from new random initial weights, drawn from (seed, epoch): a brand-new "

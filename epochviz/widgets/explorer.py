@@ -24,6 +24,7 @@ from . import controls as make
 from .base import Explorer, Request
 from .boundary_panel import BoundaryPanel
 
+CURVE_WIDTH = 600  # pixels: the loss curve beside the controls on a projector, below them in an 800 px window
 GHOSTS = 3  # earlier settings kept on the figure, faded
 RUN_SETTINGS = ("dataset", "batch_size", "lr", "optimizer", "reset", "shuffle", "seed")  # what a trained run depends on
 # Above this many optimizer steps a setting is slow: about 10 s at the ~2 000 steps a second these small networks
@@ -86,7 +87,10 @@ class RunExplorer(Explorer):
             "x": make.x_axis_buttons(x),
             "compare": make.compare_checkbox(compare),
         }
-        super().__init__(controls, width=None)  # the figures follow the width of the page
+        # 600 px: beside the controls on a projector (JupyterLab's 1280 px leaves ~1 000 for a notebook), and
+        # within an 800 px window below them. (A width that follows the page is left at plotly's 700 px when the
+        # figure is first drawn before JupyterLab lays its cell out, cut off under its neighbour.)
+        super().__init__(controls, width=CURVE_WIDTH)
         self.panel = BoundaryPanel(height=self.figure.layout.height)
         self.iterations = widgets.HTML()
         self.shown_controls = _names("show", show, controls) if show is not None else tuple(controls)
@@ -255,7 +259,8 @@ class RunExplorer(Explorer):
         return (self.figure, self.panel.figure)
 
     def layout(self) -> widgets.Widget:
-        """Controls in a column beside the loss curve and the boundary; a narrow page wraps them below each other.
+        """Controls in a column beside the loss curve, the boundary below the curve; a narrow page wraps the figures
+        below the controls.
 
         On a projector (1280 × 720) the sliders and the whole figure fit on the screen at once.
         """
@@ -270,8 +275,8 @@ class RunExplorer(Explorer):
             *shown("dataset", "epochs", "batch_size"), *iterations, *shown("lr", "optimizer", "seed"), checkboxes,
             *shown("reset", "x"), buttons, widgets.HBox([self.progress, self.status]), self.message,
         ], layout=widgets.Layout(width="27em", flex="0 0 auto"))  # fmt: skip
-        curve = widgets.VBox([self.figure], layout=widgets.Layout(flex="2 1 26em", min_width="20em"))
-        return widgets.HBox([controls, curve, self.panel.box],
+        figures = widgets.VBox([self.figure, self.panel.box], layout=widgets.Layout(flex="0 0 auto"))
+        return widgets.HBox([controls, figures],
                             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))  # fmt: skip
 
     # --- internals -----------------------------------------------------------------------------

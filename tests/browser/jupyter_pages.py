@@ -319,7 +319,14 @@ _ON_SCREEN = """() => {
     return {viewport: {width: window.innerWidth, height: window.innerHeight},
             controls: Array.from(root.querySelectorAll('.widget-slider, .widget-dropdown, .widget-toggle-buttons'))
                 .map(box),
-            figures: Array.from(root.querySelectorAll('.js-plotly-plot .main-svg:first-child')).map(box)};
+            // the loss curve (the boundary panel may sit below it, a scroll away)
+            figures: Array.from(root.querySelectorAll('.js-plotly-plot .main-svg:first-child'))
+                .filter(svg => !svg.closest('.epochviz-boundary')).map(box),
+            // a figure drawn wider than the box that holds it is cut off (or hidden under its neighbour)
+            clipped: Array.from(root.querySelectorAll('.js-plotly-plot')).filter(plot => {
+                const svg = plot.querySelector('.main-svg'), holder = plot.closest('.widget-box') || plot.parentElement;
+                return svg && svg.getBoundingClientRect().right > holder.getBoundingClientRect().right + 1;
+            }).map(plot => plot.closest('.epochviz-boundary') ? 'boundary' : 'curve')};
 }"""
 
 
@@ -333,7 +340,7 @@ def outside_viewport(page: Page, explorer: Locator) -> list[str]:
     explorer.evaluate("root => root.scrollIntoView({block: 'start'})")
     shown = page.evaluate(_ON_SCREEN)
     width, height = shown["viewport"]["width"], shown["viewport"]["height"]
-    return [
+    return [f"{kind} is drawn wider than its box and cut off" for kind in shown["clipped"]] + [
         f"{kind} {i}: {box}"
         for kind in ("controls", "figures")
         for i, box in enumerate(shown[kind])

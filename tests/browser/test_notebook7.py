@@ -80,12 +80,12 @@ def test_start_here_runs_clean_and_draws_the_explorer_in_notebook7(start_here):
 
 
 def test_explorer_retrains_on_a_click_in_notebook7(start_here):
-    """A click on "weights: restored each epoch" retrains and redraws. (Arrow keys on a slider's handle are not
+    """A click on "weights: restored" retrains and redraws. (Arrow keys on a slider's handle are not
     used here: in Notebook 7 7.6 under headless Chromium the key press moved the focus to the active cell, not
     the slider.)"""
     explorer = find_explorer(start_here)
     epochs = int(explorer_state(start_here)["status"].split()[1])
-    reset = explorer.get_by_role("button", name="weights: restored each epoch")  # ToggleButtons are buttons too
+    reset = explorer.get_by_role("button", name="weights: restored")  # ToggleButtons are buttons too
     change = redraw(start_here, reset.click)
     assert change.trained, "a new reset mode is a new run: it must train"
     assert change.status_after.startswith(f"epoch {epochs} / {epochs} ·"), change.status_after

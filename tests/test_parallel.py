@@ -4,6 +4,7 @@ Each call starts real processes (a few seconds each), so every test trains a cou
 """
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,19 @@ import pytest
 import epochviz as ev
 
 
-def worker_processes() -> list[int]:
-    """PIDs of any train_parallel worker still running on this machine."""
+def worker_processes(mark: str) -> list[int]:
+    """PIDs of the still-running processes whose environment holds EPOCHVIZ_TEST_MARK=`mark`.
+
+    Workers inherit the caller's environment, so a mark set by a test finds that test's workers
+    and nobody else's (a notebook training in parallel while nbval runs beside pytest has its own).
+    """
+    wanted = f"EPOCHVIZ_TEST_MARK={mark}".encode()
     found = []
-    for status in Path("/proc").glob("[0-9]*/cmdline"):
+    for environ in Path("/proc").glob("[0-9]*/environ"):
         try:
-            if b"epochviz.parallel import _worker" in status.read_bytes():
-                found.append(int(status.parent.name))
-        except OSError:  # it ended while we looked
+            if wanted in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # it ended while we looked, or is not ours to read
             pass
     return found
 
@@ -66,13 +72,19 @@ def test_steps_divide_by_workers_and_the_sampler_pads_uneven_shares():
 
 
 @pytest.mark.parametrize("stop", [RuntimeError("a plot failed"), KeyboardInterrupt()])
-def test_no_worker_outlives_an_error_or_an_interrupt(stop):
+def test_no_worker_outlives_an_error_or_an_interrupt(stop, monkeypatch):
+    mark = f"{os.getpid()}-{type(stop).__name__}"
+    monkeypatch.setenv("EPOCHVIZ_TEST_MARK", mark)
+    seen = []
+
     def fail(run):
+        seen.extend(worker_processes(mark))  # the workers are running now: the check can see them
         raise stop
 
     with pytest.raises(type(stop)):
         ev.train_parallel("moons", workers=2, batch_size=16, epochs=5, on_epoch=fail)
-    assert worker_processes() == []
+    assert len(seen) == 2
+    assert worker_processes(mark) == []
 
 
 def test_settings_are_checked_before_any_process_starts():

@@ -346,3 +346,35 @@ def outside_viewport(page: Page, explorer: Locator) -> list[str]:
         for i, box in enumerate(shown[kind])
         if box["left"] < -1 or box["top"] < -1 or box["right"] > width + 1 or box["bottom"] > height + 1
     ]
+
+
+# Notebook 7: waits for the notebook's kernel, runs Run ▸ Run All Cells and waits until the kernel is idle again;
+# reports in window.__notebook: {phase: loading → kernel → running → done | failed, error}.
+NOTEBOOK7_RUN_ALL = """async (name) => {
+    const state = window.__notebook = {phase: 'loading', error: null};
+    const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+    const current = () => window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const idle = panel => {
+        const session = panel.sessionContext.session;
+        return session && session.kernel && session.kernel.status === 'idle';
+    };
+    try {
+        while (!(current() && current().context && current().context.path === name)) await sleep(200);
+        const app = window.jupyterapp, panel = current();
+        state.phase = 'kernel';
+        await panel.context.ready;
+        while (!idle(panel)) {
+            const accept = document.querySelector('.jp-Dialog .jp-mod-accept');
+            if (accept) accept.click();  // "Select Kernel": take the one proposed (the notebook's python3)
+            await sleep(200);
+        }
+        state.phase = 'running';
+        await app.commands.execute('notebook:run-all-cells');
+        while (!idle(panel)) await sleep(100);
+        state.phase = 'done';
+    } catch (error) {
+        state.phase = 'failed';
+        state.error = String(error);
+    }
+    return state;
+}"""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from jupyter_pages import (
     KERNEL_TIMEOUT_S,
+    NOTEBOOK7_RUN_ALL,
     RUN_ALL_TIMEOUT_S,
     error_outputs,
     explorer_state,
@@ -24,37 +25,6 @@ pytestmark = pytest.mark.browser
 
 START_HERE = "00_start_here.ipynb"
 
-# Waits for the notebook's kernel, runs Run ▸ Run All Cells and waits until the kernel is idle again;
-# reports in window.__notebook: {phase: loading → kernel → running → done | failed, error}.
-_RUN_ALL = """async (name) => {
-    const state = window.__notebook = {phase: 'loading', error: null};
-    const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-    const current = () => window.jupyterapp && window.jupyterapp.shell.currentWidget;
-    const idle = panel => {
-        const session = panel.sessionContext.session;
-        return session && session.kernel && session.kernel.status === 'idle';
-    };
-    try {
-        while (!(current() && current().context && current().context.path === name)) await sleep(200);
-        const app = window.jupyterapp, panel = current();
-        state.phase = 'kernel';
-        await panel.context.ready;
-        while (!idle(panel)) {
-            const accept = document.querySelector('.jp-Dialog .jp-mod-accept');
-            if (accept) accept.click();  // "Select Kernel": take the one proposed (the notebook's python3)
-            await sleep(200);
-        }
-        state.phase = 'running';
-        await app.commands.execute('notebook:run-all-cells');
-        while (!idle(panel)) await sleep(100);
-        state.phase = 'done';
-    } catch (error) {
-        state.phase = 'failed';
-        state.error = String(error);
-    }
-    return state;
-}"""
-
 
 @pytest.fixture(scope="module")
 def start_here(browser, notebook7):
@@ -62,7 +32,7 @@ def start_here(browser, notebook7):
     page.set_default_timeout((KERNEL_TIMEOUT_S + RUN_ALL_TIMEOUT_S) * 1000)
     try:
         page.goto(notebook7.address(f"/notebooks/{START_HERE}"))
-        state = page.evaluate(_RUN_ALL, START_HERE)
+        state = page.evaluate(NOTEBOOK7_RUN_ALL, START_HERE)
         assert state["phase"] == "done", f"{START_HERE} in Notebook 7: {state}\n{notebook7.log_tail()}"
         page.set_default_timeout(30_000)
         yield page

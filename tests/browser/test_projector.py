@@ -14,7 +14,9 @@ from itertools import pairwise
 import pytest
 from jupyter_pages import (
     KERNEL_TIMEOUT_S,
+    NOTEBOOK7_RUN_ALL,
     ROOT,
+    RUN_ALL_TIMEOUT_S,
     boundary_state,
     error_outputs,
     find_explorer,
@@ -30,14 +32,14 @@ from jupyter_pages import (
 
 pytestmark = pytest.mark.browser
 
+START_HERE = "00_start_here.ipynb"
+
 IMAGES = (ROOT if os.environ.get("EPOCHVIZ_UPDATE_DOCS") == "1" else ROOT / ".artifacts") / "docs" / "images"
 PROJECTOR, NARROW = {"width": 1280, "height": 720}, {"width": 800, "height": 720}
 
 
-def _check_explorer(page, where: str, size: dict) -> None:
-    explorer = find_explorer(page, timeout_s=KERNEL_TIMEOUT_S)
-    page.wait_for_function("() => document.querySelector('[data-test-explorer] .epochviz-boundary .js-plotly-plot')"
-                           "?._fullData?.length > 0", timeout=30_000)  # fmt: skip
+def _check_layout(page, explorer, where: str, size: dict) -> None:
+    """At 1280 × 720 the controls and the curve are on screen at once; at 800 px nothing sticks out or is cut off."""
     assert error_outputs(page) == []
     width = size["width"]
     off = outside_viewport(page, explorer)
@@ -52,6 +54,13 @@ def _check_explorer(page, where: str, size: dict) -> None:
         assert right <= width + 1, f"{where} at {width} px: a figure reaches {right:.0f} px"
     IMAGES.mkdir(parents=True, exist_ok=True)
     explorer.screenshot(path=IMAGES / f"explorer-{where}-{width}.png", animations="disabled")
+
+
+def _check_explorer(page, where: str, size: dict) -> None:
+    explorer = find_explorer(page, timeout_s=KERNEL_TIMEOUT_S)
+    page.wait_for_function("() => document.querySelector('[data-test-explorer] .epochviz-boundary .js-plotly-plot')"
+                           "?._fullData?.length > 0", timeout=30_000)  # fmt: skip
+    _check_layout(page, explorer, where, size)
     before = boundary_state(page)
     fewer = redraw(page, press(slider_handle(explorer, "epochs"), "ArrowLeft"))
     epochs = int(fewer.status_after.split()[1])
@@ -116,3 +125,25 @@ def test_lab_explorer_fits_a_projector_and_redraws_the_boundary(browser, lab, si
     finally:
         page.close()
         shut_down_kernels(lab, "00_start_here.ipynb")
+
+
+@pytest.mark.parametrize("size", [PROJECTOR, NARROW], ids=["1280x720", "800px"])
+def test_notebook7_explorer_fits_a_projector(browser, notebook7, size):
+    page = browser.new_page(viewport=size)
+    console_errors = []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.set_default_timeout((KERNEL_TIMEOUT_S + RUN_ALL_TIMEOUT_S) * 1000)
+    try:
+        page.goto(notebook7.address(f"/notebooks/{START_HERE}"))
+        state = page.evaluate(NOTEBOOK7_RUN_ALL, START_HERE)
+        assert state["phase"] == "done", f"{START_HERE} in Notebook 7: {state}"
+        page.set_default_timeout(30_000)
+        explorer = find_explorer(page, timeout_s=KERNEL_TIMEOUT_S)
+        _check_layout(page, explorer, "notebook7", size)
+        # a click, not a key press: in Notebook 7 a slider's arrow keys move the focus to the cell (see test_notebook7)
+        retrained = redraw(page, explorer.get_by_role("button", name="weights: restored").click)
+        assert retrained.curve_after != retrained.curve_before
+        assert console_errors == []
+    finally:
+        page.close()
+        shut_down_kernels(notebook7, START_HERE)

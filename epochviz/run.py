@@ -241,23 +241,6 @@ class Run:
             cannot_resume_because=f"it is a view from run.first({epochs}); resume the full run",
         )
 
-    def stretched(self, factor: float) -> Run:
-        """This run as a machine `factor` times slower would have timed it: same losses, more seconds.
-
-        Only the clock changes. A slower machine does the very same epochs with the very same
-        numbers; it just takes longer. (Used to simulate hardware we do not have.) The result is
-        a copy that shares nothing changeable with this run.
-        """
-        slower = self._copy(
-            epochs=None,
-            steps=None,
-            model=self._model_after(self.completed_epochs),
-            cannot_resume_because="it is a re-timed copy from run.stretched(); resume the run it came from",
-        )
-        for record in [*slower._step_chunks, *slower._epoch_rows]:
-            record["elapsed_s"] = record["elapsed_s"] * factor
-        return slower
-
     def _copy(self, *, epochs: int | None, steps: int | None, **changes) -> Run:
         """A copy holding this run's first `epochs` epochs and first `steps` epochs of steps (None: all), with
         its own lists, arrays and tables; only the dataset and the frozen settings, which never change, are shared.

@@ -116,7 +116,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
 
     A Run in memory carries on in place (like calling `fit` again): the same object is returned,
     with more epochs and `run.config.epochs` raised to `epochs`; views and copies made of it
-    before (`first`, `stretched`) stay as they were. A checkpoint gives a new Run that keeps
+    before (`first`) stay as they were. A checkpoint gives a new Run that keeps
     saving to the same file and trains on `device`. `model` is needed only when the run
     trained your own module: pass one of the same architecture to load the weights into.
 

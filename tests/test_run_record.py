@@ -82,7 +82,6 @@ COPIES = {
     "first(2) of 2": lambda run: run.first(2),
     "first(1) of 2": lambda run: run.first(1),
     "first(0)": lambda run: run.first(0),
-    "stretched": lambda run: run.stretched(3.0),
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from jupyter_pages import (
     KERNEL_TIMEOUT_S,
     NOTEBOOK7_RUN_ALL,
+    REDRAW_TIMEOUT_S,
     ROOT,
     RUN_ALL_TIMEOUT_S,
     boundary_state,
@@ -59,7 +60,7 @@ def _check_layout(page, explorer, where: str, size: dict) -> None:
 def _check_explorer(page, where: str, size: dict) -> None:
     explorer = find_explorer(page, timeout_s=KERNEL_TIMEOUT_S)
     page.wait_for_function("() => document.querySelector('[data-test-explorer] .epochviz-boundary .js-plotly-plot')"
-                           "?._fullData?.length > 0", timeout=30_000)  # fmt: skip
+                           "?._fullData?.length > 0", timeout=KERNEL_TIMEOUT_S * 1000)  # a busy CI machine  # fmt: skip
     _check_layout(page, explorer, where, size)
     before = boundary_state(page)
     fewer = redraw(page, press(slider_handle(explorer, "epochs"), "ArrowLeft"))
@@ -67,7 +68,7 @@ def _check_explorer(page, where: str, size: dict) -> None:
     # the panel is redrawn just after the curve: wait for it (it must come, within the redraw budget)
     page.wait_for_function(
         "epochs => document.querySelector('[data-test-explorer] .epochviz-boundary .js-plotly-plot')"
-        "?._fullLayout?.title?.text?.includes(`after epoch ${epochs} `)", arg=epochs, timeout=30_000,
+        "?._fullLayout?.title?.text?.includes(`after epoch ${epochs} `)", arg=epochs, timeout=REDRAW_TIMEOUT_S * 1000,
     )  # fmt: skip
     after = boundary_state(page)
     assert f"after epoch {epochs}" in after["title"] and after["z"] != before["z"], (before["title"], after["title"])

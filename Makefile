@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told to (CI and containers run as root)
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test pytest nbval-native nbval-default lint notebooks browser browser-report bench html present lock clean
+.PHONY: lab test pytest nbval-native nbval-default lint notebooks browser browser-report bench html present lock compat clean
 
 # opens (and prints the address of) the first notebook, not the Launcher; no "get Jupyter news?" prompt.
 # LAB_ARGS adds options, e.g. make lab LAB_ARGS="--no-browser --ServerApp.port=0"
@@ -53,16 +53,23 @@ browser:
 	      || echo "make browser: could not install chromium; browser tests will be skipped"; \
 	  else echo "make browser: no chromium and no root apt-get; browser tests will be skipped"; fi; }
 
-# re-run the notebooks in place (after changing them or the package); nbval then checks they reproduce
-notebooks: $(STAMP)
+# re-run the notebooks in place (after changing them or the package); nbval then checks they reproduce.
+# Chromium draws each figure's static image (tools/figure_images.py); without it, a warning and no images
+notebooks: $(STAMP) browser
 	$(BIN)/python tools/execute_notebooks.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-# the notebooks as apps for a class (Voilà): code hidden, widgets live; open the URL it prints
+# the notebooks as apps for a class (Voilà): code hidden, widgets live, nothing fetched from the network;
+# open the URL it prints (add ?size=large to a notebook's address for a projector). Each notebook is run
+# ahead in a waiting kernel (preheat), so the first visit shows it at once; start it a minute before class.
+# (Without Notebook 7's JupyterLab extension, which fails in Voilà's page; tests/browser/conftest.py says how.)
+VOILA := JUPYTER_PATH=$(CURDIR)/tools/jupyter $(BIN)/voila --template=epochviz \
+  --VoilaConfiguration.extension_denylist="['@jupyter-notebook/lab-extension']"
 present: $(STAMP)
-	$(BIN)/voila --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True notebooks/
+	$(VOILA) --no-browser --Voila.ip=127.0.0.1 --strip_sources=True --Voila.auto_token=True \
+	  --preheat_kernel=True --pool_size=1 notebooks/
 
 # every notebook as a self-contained page in site/ that opens from disk: no kernel, no internet
 html: $(STAMP)
@@ -76,6 +83,23 @@ browser-report: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# epochviz on the versions Colab and Kaggle ship (tools/compat/*.txt), one environment each (.venv-compat-*):
+# torch first (so nothing pulls a CUDA build), then the platform's versions, then epochviz; tests/compat checks
+# that installing epochviz replaced none of them and that every figure and explorer works on them (the
+# Python side; their browser side cannot run here). Not part of `make test`: the first run takes minutes.
+PLATFORMS := colab kaggle
+compat: $(PLATFORMS:%=.venv-compat-%/.installed)
+	for platform in $(PLATFORMS); do echo "== $$platform"; \
+	  EPOCHVIZ_PLATFORM=tools/compat/$$platform.txt .venv-compat-$$platform/bin/python -m pytest -p no:cacheprovider \
+	    -W ignore::DeprecationWarning tests/compat -q || exit 1; done
+
+.venv-compat-%/.installed: tools/compat/%.txt pyproject.toml
+	test -x .venv-compat-$*/bin/python || $(PYTHON) -m venv .venv-compat-$*
+	.venv-compat-$*/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	.venv-compat-$*/bin/python -m pip install --quiet --disable-pip-version-check -r tools/compat/$*.txt pytest
+	.venv-compat-$*/bin/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
 # re-pin constraints.txt from a fresh environment (after editing pyproject.toml)
 lock:
 	rm -rf /tmp/epochviz-lock && $(PYTHON) -m venv /tmp/epochviz-lock
@@ -85,4 +109,4 @@ lock:
 	  | sed 's/$$/ ; python_version == "3.11"/'; } > constraints.new && mv constraints.new constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-compat-* .pytest_cache .ruff_cache .hypothesis

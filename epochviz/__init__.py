@@ -11,30 +11,33 @@ from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
 from .data import Dataset, circles, dataset, digits, from_arrays, k_folds, line, moons, spirals, train_validation_split
+from .epoch_edges import losses_at_epoch_edges
 from .hardware import compare_hardware
 from .memory import OutOfMemoryError, footprint, max_batch_size
 from .models import linear, mlp
+from .parallel import train_parallel
 from .policies import POLICIES, RESETS, ResetPolicy
+from .resuming import ResumeComparison, stop_and_resume
 from .run import Run
 from .step_memory import Footprint
-from .summary import summarize
+from .summary import best_epochs, summarize
 from .train import resume, train
 from .windows import sliding_windows
 
 __all__ = [
     "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Footprint", "OutOfMemoryError",
-    "ResetPolicy", "Run", "TrainConfig",
+    "ResetPolicy", "ResumeComparison", "Run", "TrainConfig", "best_epochs",
     "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals", "summarize", "train",
-    "train_many", "train_validation_split",
+    "linear", "losses_at_epoch_edges", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals",
+    "stop_and_resume", "summarize", "train", "train_many", "train_parallel", "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
 
-_LAZY = {"plots": "epochviz.plots", "widgets": "epochviz.widgets"}
+_LAZY = {"plots": "epochviz.plots", "widgets": "epochviz.widgets", "jumps": "epochviz.jumps"}
 
 
 def __getattr__(name: str):
-    """`ev.plots`, `ev.widgets` and `ev.explorer` load Plotly and ipywidgets only when first used,
+    """`ev.plots`, `ev.widgets`, `ev.jumps` and `ev.explorer` load Plotly and ipywidgets only when first used,
     so training alone never imports them."""
     import importlib
 

@@ -31,14 +31,23 @@ from torch.func import stack_module_state
 from . import checks
 from .config import TrainConfig, resolve_device
 from .data import Dataset, as_dataset, batch_sizes, check_full_batch, epoch_batches, epoch_seed, split_rows
-from .models import build, fresh_weights
+from .models import build, fresh_weights, normalises_by_batch
 from .objectives import loss_function, make_optimizer
 from .policies import POLICIES
 from .run import Run
-from .train import record_epoch, torch_threads
+from .threads import torch_threads
+from .train import record_epoch
 
 VARIANT_ARGUMENTS = ("reset", "seed", "lr", "optimizer", "split")  # what may differ from model to model
-UNSUPPORTED = {"accumulate": 1, "memory_budget_mb": None, "checkpoint": None, "track_weights": False}  # only "off"
+# settings train_many supports only at these values (off, or torch's usual float32)
+UNSUPPORTED = {
+    "accumulate": 1,
+    "memory_budget_mb": None,
+    "checkpoint": None,
+    "track_weights": False,
+    "lr_schedule": "constant",
+    "precision": "float32",
+}
 
 
 def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[Run]:
@@ -50,7 +59,8 @@ def train_many(data: Dataset | str, variants: Sequence[dict], **shared) -> list[
     **variants[k]})` returns, up to float rounding; only `elapsed_s` differs (one clock for all).
     Its `model` holds the final weights, but it cannot `resume`: it has no loop state.
     `on_epoch(run)` is called after each epoch for each model still training, in variant order.
-    Only the named models ("mlp", "linear") can be batched, without accumulate, memory_budget_mb,
+    Only the models "mlp" and "linear" can be batched ("mlp_batchnorm" cannot: its batch norm
+    layers are not in the batched forward pass), without accumulate, memory_budget_mb,
     checkpoint or track_weights: use `train` for those. With `split` per variant, every split
     must have as many training rows as the others, and as many validation rows.
 
@@ -247,12 +257,12 @@ def _new_runs(data: Dataset, variants: Sequence[dict], shared: dict) -> list[Run
         for name, default in UNSUPPORTED.items():
             if getattr(config, name) != default:
                 raise ValueError(f"train_many does not support {name}={getattr(config, name)!r}; use epochviz.train.")
-        if isinstance(config.model, nn.Module):
-            raise ValueError(
-                "train_many batches only model='mlp' or 'linear'; train your own module with epochviz.train."
-            )
+        if isinstance(config.model, nn.Module) or normalises_by_batch(build(config.model, data, config.seed)):
+            yours = "your own module" if isinstance(config.model, nn.Module) else repr(config.model)
+            raise ValueError(f"train_many batches only models of linear layers and ReLUs, model='mlp' or 'linear'; "
+                             f"train {yours} with epochviz.train.")  # fmt: skip
         split = variant.get("split", shared.get("split"))
-        train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed, split=split)
+        train_rows, val_rows = split_rows(data, val_fraction=config.val_fraction, seed=config.seed, split=split)
         if runs and (len(train_rows), len(val_rows)) != (len(runs[0].train_indices), len(runs[0].val_indices)):
             raise ValueError(
                 f"split of variant {number} has {len(train_rows)} training and {len(val_rows)} validation rows, "

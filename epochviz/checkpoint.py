@@ -1,9 +1,15 @@
 """Checkpoints: everything needed to stop training after any epoch and carry on later.
 
 Epochs are bookkeeping. A checkpoint holds the weights, the optimizer's state, the epoch
-counter, the history so far, the settings and the data; the sample order of every later
-epoch follows from (seed, epoch), so no random-generator state is needed. Resuming from it
-(`epochviz.resume`) gives exactly the run that never stopped.
+counter, the history so far, the settings, the data, and the state of torch's random generator
+as the last epoch left it: dropout in a module of your own draws its masks from it, so a
+resumed run draws the very masks the run that never stopped drew. (The sample order of every
+epoch needs no saved state: it follows from (seed, epoch) alone.) Resuming from it
+(`epochviz.resume`) gives exactly the run that never stopped, to the last bit.
+
+What epochviz needs none of, a larger training loop must save too: a learning-rate scheduler's
+state, a mixed-precision grad scaler's scale, and the position inside an epoch with the data
+loader's sampler state when it saves mid-epoch (epochviz saves only at epoch ends).
 
 A file is one header line, `epochviz-checkpoint <version> sha256:<digest>`, then the payload
 that `torch.save` wrote. The digest makes a single flipped bit anywhere refuse to load instead
@@ -36,26 +42,35 @@ from .data import Dataset, check_split
 from .models import MODELS, flat_parameters
 from .objectives import make_optimizer
 from .run import Run
+from .schedules import make_schedule
 
 FORMAT = "epochviz-checkpoint"
-VERSION = 2  # 2: a header line with the payload's SHA-256; 1 was a bare torch file, with no checksum
-ENTRIES = ("run", "data", "model_state", "optimizer_state", "initial_weights")  # what the payload holds
-DATA_FIELDS = ("x", "y", "task", "name", "classes")
+VERSION = 3  # 3: the generator's state, and whether the data is ordered; 2: a header line with the payload's SHA-256
+ENTRIES = ("run", "data", "model_state", "optimizer_state", "initial_weights", "generator_state")  # the payload
+LEAVABLE = ("optimizer_state", "generator_state")  # what `resume(leave_out=...)` can do without, to show its effect
+GENERATOR_DEVICES = ("cpu", "cuda")  # whose generator a state can be (the device type a run trained on)
+DATA_FIELDS = ("x", "y", "task", "name", "classes", "ordered")
 
 
 class CheckpointError(ValueError):
     """A file that cannot be resumed from: missing, truncated, corrupted, edited, or not ours."""
 
 
-def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: dict, initial_weights: dict) -> None:
-    """Write a checkpoint of `run` to `path` atomically: a temporary file, flushed and fsynced, then renamed."""
+def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: dict, initial_weights: dict,
+         generator_state: dict) -> None:  # fmt: skip
+    """Write a checkpoint of `run` to `path` atomically: a temporary file, flushed and fsynced, then renamed.
+
+    `generator_state` is {"device": "cpu" or "cuda", "state": torch's generator state on that device}.
+    """
     data = run.data
     write(path, {
         "run": run.to_state(),
-        "data": {"x": data.x, "y": data.y, "task": data.task, "name": data.name, "classes": list(data.classes)},
+        "data": {"x": data.x, "y": data.y, "task": data.task, "name": data.name, "classes": list(data.classes),
+                 "ordered": data.ordered},
         "model_state": model_state,
         "optimizer_state": optimizer_state,
         "initial_weights": initial_weights,
+        "generator_state": generator_state,
     })  # fmt: skip
 
 
@@ -99,8 +114,9 @@ def read(path: str | os.PathLike) -> dict:
                               f"(a damaged disk, an incomplete copy, or an edit).")  # fmt: skip
     try:
         contents = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
-    except Exception as error:  # torch.load fails in many ways on a bad payload; each means the same here
-        raise CheckpointError(f"{name} holds a payload torch cannot read: {_reason(error)}") from error
+    except Exception as error:  # torch.load fails in many ways (OSError, RuntimeError…); each means the same here
+        raise CheckpointError(f"{name} is damaged: its checksum matches, but torch cannot read what it holds "
+                              f"(it was not written by epochviz's save).") from error  # fmt: skip
     if not isinstance(contents, dict):
         raise CheckpointError(f"{name} is damaged: it holds a {type(contents).__name__}, not a checkpoint's entries.")
     return contents
@@ -122,6 +138,7 @@ def load(path: str | os.PathLike, model: nn.Module | None = None) -> dict:
             raise ValueError(f"it has no {missing[0]!r} entry")
         data = _dataset(contents["data"])
         settings = _settings(contents["run"]["config"])
+        _check_generator_state(contents["generator_state"])
     if settings["model"] not in MODELS and model is None:  # the file is sound; the argument is missing
         raise ValueError(f"{str(Path(path).expanduser())!r} trained your own module {settings['model']}; pass "
                          f"model=<a new one of the same architecture>.")  # fmt: skip
@@ -140,8 +157,10 @@ def _refused(path: str | os.PathLike):
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
         if isinstance(error, KeyError):
             problem = f"it has no entry {error.args[0]!r}"
-        else:  # our checks and TrainConfig's explain themselves; anything else is named by its type
-            problem = str(error)[:300] if type(error) in (ValueError, TypeError) else _reason(error)
+        elif type(error) in (ValueError, TypeError):  # our checks and TrainConfig's explain themselves
+            problem = str(error)[:300]
+        else:  # torch's or pandas' own words would say nothing to a learner; the chained error keeps them
+            problem = "some part of it is not what epochviz saves"
         raise CheckpointError(f"{str(Path(path).expanduser())!r} cannot be resumed: {problem.rstrip('.')}.") from error
 
 
@@ -162,7 +181,7 @@ def check_model_fits(path: str | os.PathLike, contents: dict, net: nn.Module, *,
     problems = {
         "model_state": problem,
         "initial_weights": state_mismatch(expected, contents["initial_weights"]),
-        "optimizer_state": _optimizer_mismatch(contents["optimizer_state"], net, run.config),
+        "optimizer_state": _optimizer_mismatch(contents["optimizer_state"], net, run),
         "history": None if recorded == count else f"its epochs hold {recorded} parameters, the model has {count}",
     }
     for entry, problem in problems.items():
@@ -193,7 +212,7 @@ def _dataset(stored) -> Dataset:
     names = stored["classes"]
     if not isinstance(stored["name"], str) or not isinstance(names, list) or not all(isinstance(c, str) for c in names):
         raise TypeError("its data.name must be a string and data.classes a list of class names")
-    return Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(names))
+    return Dataset(stored["x"], stored["y"], stored["task"], stored["name"], tuple(names), stored["ordered"])
 
 
 def _settings(stored: dict) -> dict:
@@ -214,6 +233,21 @@ def _settings(stored: dict) -> dict:
     checked = TrainConfig(**{**stored, "model": model if model in MODELS else MODELS[0], "device": "cpu",
                              "checkpoint": None})  # fmt: skip
     return {**checked.as_dict(), "model": model}
+
+
+def _check_generator_state(stored) -> None:
+    """Refuse a generator state that no generator of its device type could take."""
+    if not isinstance(stored, dict) or set(stored) != {"device", "state"} or stored["device"] not in GENERATOR_DEVICES:
+        raise ValueError(f"its generator_state must hold a device type ({' or '.join(GENERATOR_DEVICES)}) and a state")
+    state = stored["state"]
+    if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8 or state.ndim != 1:
+        raise TypeError("its generator_state must be a 1-D uint8 tensor, as torch's generators give them")
+    if stored["device"] == "cpu":  # a CUDA state can only be tried on a GPU; resume sets it there
+        try:
+            torch.Generator().set_state(state)
+        except RuntimeError:
+            raise ValueError(f"its generator_state ({state.numel()} bytes) is not a state of torch's CPU "
+                             f"generator") from None  # fmt: skip
 
 
 def _check_history(run: Run) -> None:
@@ -246,9 +280,11 @@ def _check_history(run: Run) -> None:
         raise ValueError("its weights per step do not match its steps and its weights per epoch")
 
 
-def _optimizer_mismatch(stored, net: nn.Module, config: TrainConfig) -> str | None:
-    """How a stored optimizer state differs from the one `config` makes for `net`; None if it fits."""
+def _optimizer_mismatch(stored, net: nn.Module, run: Run) -> str | None:
+    """How a stored optimizer state differs from what `run`'s settings and steps make for `net`; None if it fits."""
+    config = run.config
     optimizer = _stepped_optimizer(net, config)
+    make_schedule(config.lr_schedule, optimizer, run.steps_per_epoch, run.total_steps)  # the lr those steps left
     reference = optimizer.state_dict()
     if not isinstance(stored, dict) or stored.keys() != reference.keys():
         return "it is not an optimizer's state"
@@ -266,15 +302,15 @@ def _optimizer_mismatch(stored, net: nn.Module, config: TrainConfig) -> str | No
             return f"parameter {index}: {problem}"
     try:
         optimizer.load_state_dict(stored)
-    except Exception as error:  # torch's own checks, whatever they raise
-        return f"torch refuses it ({_reason(error)})"
+    except Exception:  # torch's own checks, whatever they raise
+        return f"torch cannot load it into optimizer={config.optimizer!r}"
     # Compared after loading, as torch fills in settings that an older torch did not store;
     # every setting it then holds must be what optimizer and lr make (lr=nan in a file must not train).
     for group, expected in zip(optimizer.state_dict()["param_groups"], reference["param_groups"], strict=True):
         for key, value in expected.items():
             if key not in group or not _alike(group[key], value):
                 return (f"it says {key}={group.get(key)!r} where optimizer={config.optimizer!r}, "
-                        f"lr={config.lr} makes {value!r}")  # fmt: skip
+                        f"lr={config.lr}, lr_schedule={config.lr_schedule!r} make {value!r}")  # fmt: skip
     return None
 
 
@@ -304,10 +340,6 @@ def _describe(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
     return f"a {type(value).__name__}"
-
-
-def _reason(error: Exception) -> str:
-    return f"{type(error).__name__}: {str(error).split('. ')[0]}"[:200]
 
 
 def _not_ours(name: str, path: Path) -> str:

@@ -18,6 +18,10 @@ from .memory import check_accumulate
 from .models import MODELS
 from .objectives import OPTIMIZERS
 from .policies import RESETS
+from .schedules import SCHEDULES
+
+# the number formats a run can train in, by name: weights, data and every sum use this one
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
@@ -35,24 +39,27 @@ class TrainConfig:
     line, so two runs can be compared setting by setting.
     """
 
-    model: str | nn.Module = "mlp"  # "mlp", "linear", or your own torch module (copied, never changed)
+    model: str | nn.Module = "mlp"  # "mlp", "linear", "mlp_batchnorm", or your own torch module (copied, never changed)
     epochs: int = 10  # full passes over the training data
     batch_size: int = 32  # samples per optimizer step; above the training-set size means one full batch
     lr: float = 0.1  # learning rate: about 0.01–0.5 for SGD on these datasets, 0.001–0.01 for Adam
     optimizer: str = "sgd"  # "sgd", "momentum" (SGD with momentum 0.9) or "adam"
+    lr_schedule: str = "constant"  # how lr moves from step to step: a name in schedules.SCHEDULES
     reset: str = "never"  # what starts over at every epoch start: a name in policies.POLICIES ("never": nothing)
     shuffle: bool = True  # visit the training samples in a new random order every epoch
     drop_last: bool = False  # skip a last batch smaller than batch_size
     val_fraction: float = 0.2  # share of samples held out to validate, in [0, 1)
     seed: int = 0  # one seed fixes the initial weights, the split and every epoch's order
     device: str = "auto"  # "cpu", "cuda", "cuda:N", or "auto" (a GPU when there is one)
-    accumulate: int = 1  # micro-batches per step whose gradients add up (saves memory, same result)
-    memory_budget_mb: float | None = None  # simulate a device with this much memory; None: no limit
+    accumulate: int = 1  # micro-batches per step whose gradients add up (saves memory; same result without batch norm)
+    memory_budget_mb: float | None = None  # simulate a device this big (a step and the data); None: no limit
     checkpoint: str | None = None  # file to save a resumable checkpoint to after every epoch ("~" is your home)
     track_weights: bool = False  # also keep the weights of every step (memory: steps × parameters)
     threads: int | None = 1  # CPU threads torch may use while training; None: torch's own setting.
     # One suits these tiny models: a second thread gains little, and on a busy machine (a shared
     # classroom server, a laptop running a browser) it can make training ten times slower.
+    precision: str = "float32"  # number format of weights and data: "float32" (~7 digits, torch's usual)
+    # or "float64" (~16 digits, slower): the same training, rounded less at every step
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -62,6 +69,7 @@ class TrainConfig:
         self._set("batch_size", checks.whole("batch_size", self.batch_size, minimum=1, maximum=checks.MAX_SAMPLES))
         self._set("lr", checks.number("lr", self.lr, low=0, high=1e9, low_open=True))
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("lr_schedule", self.lr_schedule, SCHEDULES)
         checks.choice("reset", self.reset, RESETS)
         checks.flag("shuffle", self.shuffle)
         checks.flag("drop_last", self.drop_last)
@@ -77,6 +85,7 @@ class TrainConfig:
         checks.flag("track_weights", self.track_weights)
         if self.threads is not None:
             self._set("threads", checks.whole("threads", self.threads, minimum=1, maximum=256))
+        checks.choice("precision", self.precision, PRECISIONS)
         resolve_device(self.device)
 
     def _set(self, name: str, value) -> None:
@@ -86,6 +95,11 @@ class TrainConfig:
     def model_name(self) -> str:
         """The model's name: "mlp", "linear", or the class name of your own module."""
         return type(self.model).__name__ if isinstance(self.model, nn.Module) else self.model
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The torch number format `precision` names: what the weights and the data are stored in."""
+        return PRECISIONS[self.precision]
 
     def as_dict(self) -> dict:
         """The settings as plain values (what a checkpoint stores); your own module appears as its class name."""

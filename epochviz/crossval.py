@@ -18,7 +18,8 @@ from . import checks
 from .data import Dataset, as_dataset, k_folds, train_validation_split
 from .objectives import evaluate, loss_function
 from .run import Run
-from .train import torch_threads, train
+from .threads import torch_threads
+from .train import train
 
 FOLD_COLUMNS = ("fold", "train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
 

@@ -27,6 +27,9 @@ class Dataset:
 
     `x` is a float32 tensor of shape (samples, features). `y` holds one target per sample:
     class numbers (int64) for classification, real values (float32) for regression.
+    `ordered` says that the order of the rows is part of the data (as in `sorted_by_label`):
+    a split then keeps the training rows in this order, so an epoch without shuffling visits
+    them as they are stored. Otherwise the training rows come in the split's random order.
 
     >>> data = moons(n=200)
     >>> len(data), data.features, data.classes
@@ -38,6 +41,7 @@ class Dataset:
     task: str
     name: str = "custom"
     classes: tuple[str, ...] = ()
+    ordered: bool = False  # True: splits keep the training rows in the order they have here
 
     def __post_init__(self) -> None:
         check_dataset(self)
@@ -61,7 +65,29 @@ class Dataset:
     def subset(self, rows: np.ndarray | torch.Tensor) -> Dataset:
         """The samples at `rows`, in that order, as a new Dataset."""
         rows = torch.as_tensor(rows, dtype=torch.long)
-        return Dataset(self.x[rows], self.y[rows], self.task, self.name, self.classes)
+        return Dataset(self.x[rows], self.y[rows], self.task, self.name, self.classes, self.ordered)
+
+    def sorted_by_label(self) -> Dataset:
+        """The same samples sorted by class: every sample of class 0 first, then class 1, and so on.
+
+        The result is `ordered`, so its training rows stay in that order: trained with
+        `shuffle=False`, every epoch sweeps through one class, then the next. Within a class the
+        samples keep their order here.
+
+        >>> data = moons(n=6).sorted_by_label()
+        >>> data.y.tolist(), data.name
+        ([0, 0, 0, 1, 1, 1], 'moons, sorted by label')
+
+        What to notice: nothing but the order changes (the same samples, the same classes), yet
+        without shuffling each batch now holds one class only, and the loss saw-tooths.
+        """
+        if self.task != "classification":
+            raise ValueError(
+                f"sorted_by_label needs a classification dataset, with a class label per sample; "
+                f"{self.name!r} is a {self.task} dataset (data.task={self.task!r})."
+            )
+        rows = torch.argsort(self.y, stable=True)
+        return Dataset(self.x[rows], self.y[rows], self.task, f"{self.name}, sorted by label", self.classes, True)
 
 
 def check_dataset(data: Dataset) -> None:
@@ -73,6 +99,7 @@ def check_dataset(data: Dataset) -> None:
         )
     if data.task not in TASKS:
         raise ValueError(f"data.task must be one of {TASKS}; got {data.task!r}.")
+    checks.flag("data.ordered", data.ordered)
     if data.x.ndim != 2 or data.x.dtype != torch.float32:
         raise ValueError(
             f"data.x must be a float32 tensor of shape (samples, features); "
@@ -314,11 +341,18 @@ def k_folds(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.concatenate(folds[:i] + folds[i + 1 :]), fold) for i, fold in enumerate(folds)]
 
 
-def split_rows(n: int, *, val_fraction: float, seed: int, split=None) -> tuple[np.ndarray, np.ndarray]:
-    """The (train_rows, val_rows) a run uses: an explicit `split`, checked, or a seeded random one."""
+def split_rows(data: Dataset, *, val_fraction: float, seed: int, split=None) -> tuple[np.ndarray, np.ndarray]:
+    """The (train_rows, val_rows) a run on `data` uses: an explicit `split`, checked, or a seeded random one.
+
+    The training rows of an `ordered` dataset are put back in the dataset's order: a random
+    split chooses which rows train, but an epoch without shuffling must still visit them as
+    stored (sorted by label stays sorted by label).
+    """
     if split is None:
-        return train_validation_split(n, val_fraction, seed)
-    return check_split(split, n)
+        train_rows, val_rows = train_validation_split(len(data), val_fraction, seed)
+    else:
+        train_rows, val_rows = check_split(split, len(data))
+    return (np.sort(train_rows) if data.ordered else train_rows), val_rows
 
 
 def steps_per_epoch(n_train: int, batch_size: int, drop_last: bool) -> int:

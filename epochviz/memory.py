@@ -1,10 +1,13 @@
-"""How much memory one training step needs, and which batch sizes fit a device.
+"""How much device memory a training run needs during a step, and which batch sizes fit a device.
 
-An epoch does not depend on hardware, but whether a batch size can run on it does: a step
-holds the parameters, their gradients, the optimizer's state and everything the forward pass
-saves for the backward pass ("activations"). Only the last grows with the batch size, which
-is why a batch too big for a GPU runs out of memory, and why gradient accumulation (several
-small forward/backward passes per step) fixes it without changing what an epoch is.
+An epoch does not depend on hardware, but whether a batch size can run on it does: during a
+step the device holds the parameters, their gradients, the optimizer's state, everything the
+forward pass saves for the backward pass ("activations") and, in epochviz, the whole dataset
+(training and validation samples, put on the device once). Only the activations grow with the
+batch size, which is why a batch too big for a GPU runs out of memory, and why gradient
+accumulation (several small forward/backward passes per step) fixes it without changing what
+an epoch is. It is the same training only for models without batch normalisation (see
+`models.mlp_batchnorm`), and it takes longer: more, smaller passes per step.
 
 Activation bytes are measured, not guessed: a forward pass runs under
 `torch.autograd.graph.saved_tensors_hooks` and adds up every tensor autograd keeps.
@@ -14,15 +17,16 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from . import checks
 from .data import Dataset, as_dataset
-from .models import MODELS, build
+from .models import MODELS, build, normalises_by_batch
 from .objectives import OPTIMIZERS, loss_function, make_optimizer
-from .step_memory import MB, Footprint
+from .step_memory import MB, PARTS, Footprint
 
 MAX_WEIGHT_STORE_MB = 256  # what track_weights may keep: far above any teaching run, well below a laptop's memory
 _MEASURED_UP_TO = 8192  # above this batch size, activations are extrapolated from two measurements
@@ -40,18 +44,20 @@ class OutOfMemoryError(RuntimeError):
 
 
 def footprint(model: str | nn.Module, data: Dataset, batch_size: int, optimizer: str = "sgd") -> Footprint:
-    """Measure the memory one training step of `model` on batches of `batch_size` samples needs.
+    """Measure the device memory a run of `model` on `data` needs while it takes a step on `batch_size` samples.
 
-    `model` is "mlp", "linear" or your own module (it is not changed). The batch is drawn from
-    `data` (repeated if the batch is larger than the dataset: only its shape matters here).
+    `model` is a built-in model's name (such as "mlp") or your own module (it is not changed).
+    The batch is drawn from `data` (repeated if the batch is larger than the dataset: only its
+    shape matters here). `data` counts whole: `train` keeps all of its training and validation
+    samples on the device for the whole run.
 
     >>> import epochviz as ev
     >>> small, large = (footprint("mlp", ev.moons(), b) for b in (32, 4096))
     >>> small.params == large.params and large.activations > 100 * small.activations
     True
 
-    What to notice: parameters, gradients and optimizer state stay the same for every batch
-    size; only the activations grow, in proportion to the batch.
+    What to notice: parameters, gradients, optimizer state and data stay the same for every
+    batch size; only the activations grow, in proportion to the batch.
     """
     batch_size = checks.whole("batch_size", batch_size, minimum=1, maximum=checks.MAX_SAMPLES)
     checks.choice("optimizer", optimizer, OPTIMIZERS)
@@ -63,15 +69,30 @@ def footprint(model: str | nn.Module, data: Dataset, batch_size: int, optimizer:
     return Footprint(
         batch_size=batch_size,
         optimizer=optimizer,
-        params=sum(p.numel() * p.element_size() for p in net.parameters()),
+        params=sum(t.numel() * t.element_size() for t in (*net.parameters(), *net.buffers())),
         grads=weights,
         optimizer_state=_optimizer_state_bytes(net, optimizer),
         activations=_activation_bytes(net, data, batch_size),
+        data=data.x.nbytes + data.y.nbytes,
     )
 
 
+def parts_that_grow(model: str | nn.Module, data: Dataset, batch_sizes: tuple[int, int], optimizer: str = "sgd") -> str:
+    """Which parts of the footprint are larger with the second of `batch_sizes` than with the first, in words.
+
+    >>> import epochviz as ev
+    >>> parts_that_grow("mlp", ev.digits(), (512, 1024), optimizer="adam")
+    'activations'
+    """
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or len(batch_sizes) != 2:
+        raise TypeError(f"batch_sizes must be two batch sizes such as (512, 1024); got {batch_sizes!r}.")
+    small, large = (footprint(model, data, size, optimizer) for size in batch_sizes)
+    grown = [part.replace("_", " ") for part in PARTS if getattr(large, part) > getattr(small, part)]
+    return " and ".join(grown) or "nothing"
+
+
 def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, optimizer: str = "sgd") -> int:
-    """The largest batch size whose training step fits in `budget_mb` megabytes (0 if none does).
+    """The largest batch size whose step, with `data` on the device, fits in `budget_mb` megabytes (0 if none does).
 
     >>> import epochviz as ev
     >>> b = max_batch_size("mlp", ev.moons(), budget_mb=0.5)
@@ -111,7 +132,7 @@ def check_accumulate(batch_size: int, accumulate: int) -> None:
 
 def check_fits(model: str | nn.Module, data: Dataset, batch_size: int, accumulate: int, optimizer: str,
                budget_mb: float) -> None:  # fmt: skip
-    """Raise OutOfMemoryError before training if a step of this size exceeds `budget_mb`."""
+    """Raise OutOfMemoryError before training if a step of this size, with `data` on the device, exceeds `budget_mb`."""
     needed = footprint(model, data, micro_batch_size(batch_size, accumulate), optimizer)
     if needed.total_mb > budget_mb:
         raise out_of_memory(needed, batch_size, budget_mb, max_batch_size(model, data, budget_mb, optimizer))
@@ -127,7 +148,7 @@ def out_of_memory(needed: Footprint, batch_size: int, budget_mb: float, largest:
         splits = math.ceil(batch_size / largest)
         remedy += f"; or keep batches of {batch_size} and set accumulate={splits} (micro-batches of ≤ {largest})"
     return OutOfMemoryError(
-        f"Out of memory: a step with {needed.batch_size} samples at once needs {needed.total_mb:.3g} MB "
+        f"Out of memory: training with {needed.batch_size} samples at once needs {needed.total_mb:.3g} MB "
         f"({needed}) but the device has {budget_mb:.3g} MB. {remedy}.",
         needed_mb=needed.total_mb,
         budget_mb=budget_mb,
@@ -168,6 +189,9 @@ def from_device_error(error: BaseException, device: torch.device, batch_size: in
 
 def _activation_bytes(model: nn.Module, data: Dataset, batch_size: int) -> int:
     """Bytes autograd saves during one forward pass and loss on `batch_size` samples."""
+    if batch_size == 1 and normalises_by_batch(model):  # it cannot train on one sample; what it saves grows linearly
+        two, three = (_activation_bytes(model, data, size) for size in (2, 3))
+        return 2 * two - three
     if batch_size > _MEASURED_UP_TO:
         half, full = (_activation_bytes(model, data, size) for size in (_MEASURED_UP_TO // 2, _MEASURED_UP_TO))
         per_sample = (full - half) / (_MEASURED_UP_TO // 2)

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from itertools import pairwise
 
+import numpy as np
 import torch
 from torch import nn
 
 from .data import Dataset
 
 
-def mlp(inputs: int, outputs: int, *, hidden: tuple[int, ...] = (32, 32), seed: int = 0) -> nn.Sequential:
-    """A multi-layer perceptron: Linear → ReLU for each hidden layer, then a Linear output.
+def mlp(inputs: int, outputs: int, *, hidden: tuple[int, ...] = (32, 32), batch_norm: bool = False,
+        seed: int = 0) -> nn.Sequential:  # fmt: skip
+    """A multi-layer perceptron: Linear → ReLU for each hidden layer (Linear → BatchNorm1d → ReLU with
+    `batch_norm`), then a Linear output.
 
     >>> mlp(2, 2)
     Sequential(
@@ -34,7 +38,8 @@ def mlp(inputs: int, outputs: int, *, hidden: tuple[int, ...] = (32, 32), seed: 
     sizes, generator = (inputs, *hidden), torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     for width_in, width_out in pairwise(sizes):
-        layers += [_seeded_linear(width_in, width_out, generator), nn.ReLU()]
+        normalise = [nn.BatchNorm1d(width_out)] if batch_norm else []
+        layers += [_seeded_linear(width_in, width_out, generator), *normalise, nn.ReLU()]
     layers.append(_seeded_linear(sizes[-1], outputs, generator))
     return nn.Sequential(*layers)
 
@@ -44,7 +49,21 @@ def linear(inputs: int, outputs: int, *, seed: int = 0) -> nn.Linear:
     return _seeded_linear(inputs, outputs, torch.Generator().manual_seed(seed))
 
 
-BUILT_IN_MODELS = {"mlp": mlp, "linear": linear}  # what `train(model=...)` builds from a name, and how
+def mlp_batchnorm(inputs: int, outputs: int, *, seed: int = 0) -> nn.Sequential:
+    """`mlp` with batch normalisation: Linear → BatchNorm1d → ReLU for each hidden layer, then a Linear output.
+
+    While training, each BatchNorm layer rescales its inputs by the mean and spread of the
+    *batch* they arrived in, so a sample's output depends on the other samples of its batch
+    (evaluation uses the running averages it kept instead). That is why splitting a batch into
+    micro-batches (`accumulate`) changes this model's training, and not `mlp`'s.
+
+    >>> [type(layer).__name__ for layer in mlp_batchnorm(2, 2)]
+    ['Linear', 'BatchNorm1d', 'ReLU', 'Linear', 'BatchNorm1d', 'ReLU', 'Linear']
+    """
+    return mlp(inputs, outputs, batch_norm=True, seed=seed)
+
+
+BUILT_IN_MODELS = {"mlp": mlp, "linear": linear, "mlp_batchnorm": mlp_batchnorm}  # what `train(model=...)` builds
 MODELS = tuple(BUILT_IN_MODELS)  # the names, for checks and messages
 
 
@@ -65,7 +84,7 @@ def fresh_weights(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
     """New random weights for `model`'s architecture, drawn from `seed`: where a brand-new model would start.
 
     Every linear layer is initialised as `nn.Linear` does it, from a private generator (for the
-    models `mlp` and `linear` build, these are the very weights `build(..., seed=seed)` gives);
+    built-in models, these are the very weights `build(..., seed=seed)` gives);
     any other layer by its own `reset_parameters()`, with torch's generator seeded from `seed`.
     The model itself is not changed. `reset="reinit"` starts every epoch from such weights.
     """
@@ -80,9 +99,66 @@ def fresh_weights(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
     return fresh.state_dict()
 
 
+def normalises_by_batch(model: nn.Module) -> bool:
+    """Whether `model` has batch normalisation: while training, a sample's output depends on the rest of its batch."""
+    return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
+
+
+def check_batches(model: nn.Module, name: str, sizes: Sequence[int], accumulate: int) -> None:
+    """Refuse, before training, a batch or micro-batch of one sample when `model` (called `name`) normalises by batch.
+
+    Batch normalisation divides by the spread of the batch, and one sample has none: torch would
+    stop mid-epoch. `sizes` are the epoch's batch sizes; each is split into `accumulate` pieces
+    as `torch.chunk` does (pieces of ⌈size / accumulate⌉, the last one smaller).
+    """
+    if not normalises_by_batch(model):
+        return
+    for size in sorted(set(sizes)):
+        piece = math.ceil(size / accumulate)
+        if min(piece, size % piece or piece) >= 2:
+            continue
+        where = (f"a batch of {size} split into accumulate={accumulate} micro-batches has one of" if accumulate > 1
+                 else "the epoch's last batch has")  # fmt: skip
+        raise ValueError(
+            f"model {name} has batch normalisation, which needs at least 2 samples in every batch and micro-batch, "
+            f"but {where} 1 sample; choose another batch_size{' or accumulate' if accumulate > 1 else ''}, "
+            f"or drop_last=True."
+        )
+
+
 def flat_parameters(model: nn.Module) -> torch.Tensor:
     """All parameters of `model` as one detached 1-D tensor (a copy), in a fixed order."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def forward_from_flat(model: nn.Module, flat: np.ndarray | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """`model`'s outputs for `x` when its parameters are `flat` (in `flat_parameters` order); `model` is unchanged.
+
+    This is how a recorded run is evaluated at any epoch without a trained module: `flat` is a
+    row of the record (`run.params(epoch, "end")`) and `model` only lends its architecture, so a
+    freshly built one does. It runs in eval mode and without gradients, as a prediction should.
+
+    >>> net = mlp(2, 2)
+    >>> x = torch.zeros(1, 2)
+    >>> bool(torch.equal(forward_from_flat(net, flat_parameters(net), x), net(x)))
+    True
+    """
+    names_and_shapes = [(name, parameter.shape) for name, parameter in model.named_parameters()]
+    flat = torch.as_tensor(flat)
+    wanted = sum(shape.numel() for _, shape in names_and_shapes)
+    if flat.ndim != 1 or flat.numel() != wanted:
+        raise ValueError(f"flat must hold the {wanted} parameters of {type(model).__name__} in one row; "
+                         f"got shape {tuple(flat.shape)}.")  # fmt: skip
+    first = next(model.parameters())  # the device and number type the module computes in
+    pieces = torch.split(flat.to(first), [shape.numel() for _, shape in names_and_shapes])
+    parameters = {name: piece.reshape(shape) for (name, shape), piece in zip(names_and_shapes, pieces, strict=True)}
+    training = model.training
+    model.eval()  # dropout must not drop anything from a prediction
+    try:
+        with torch.no_grad():
+            return torch.func.functional_call(model, parameters, (x.to(first),))
+    finally:
+        model.train(training)
 
 
 def check_model(model: nn.Module, data: Dataset) -> None:

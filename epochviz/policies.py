@@ -60,7 +60,7 @@ POLICIES = {
             "weights",
             weights="initial",
             optimizer=True,
-            label="weights: start over",
+            label="weights: restored",
             colour="#D55E00",  # vermillion
             dash="dot",
             tooltip="Every epoch starts again from the same initial weights, as if each epoch were a separate "

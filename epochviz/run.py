@@ -7,6 +7,7 @@ draws, so a Run loaded from a checkpoint is as good as one fresh from `train`.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -17,7 +18,11 @@ from torch import nn
 from . import checks
 from .config import TrainConfig
 from .data import Dataset, epoch_order, steps_per_epoch
+from .models import build, forward_from_flat
+from .threads import torch_threads
 
+BLOW_UP_FACTOR = 10  # a batch loss this many times the first one means training blew up, even while it stays finite
+CHANCE_MARGIN = 0.05  # accuracy within this of always guessing the largest class is no better than chance
 STEP_COLUMNS = ("epoch", "step", "batch", "batch_size", "samples_seen", "loss", "elapsed_s")
 EPOCH_COLUMNS = (
     "epoch", "steps", "samples_seen", "train_loss", "val_loss",
@@ -54,6 +59,9 @@ class Run:
     # (epoch, step) where the loss stopped being finite: the step whose batch loss was not (it is not
     # recorded), or the last step of an epoch that left the weights or the validation loss non-finite
     diverged_at: tuple[int, int] | None = None
+    workers: int = 1  # processes that shared every epoch (`train_parallel`); 1 for `train`
+    # for a run of several workers: epoch → one row per worker, the training positions it visited in order
+    worker_orders: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _step_chunks: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)
     _epoch_rows: list[dict[str, float]] = field(default_factory=list, repr=False)
     _epoch_params: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
@@ -99,6 +107,34 @@ class Run:
         return self.diverged_at is not None
 
     @property
+    def blew_up(self) -> bool:
+        """Whether some batch loss rose above BLOW_UP_FACTOR times the first one: the steps overshoot.
+
+        A finite loss can still have blown up: at a learning rate far too large, epoch 1 may reach
+        10⁸ and later epochs sit at a few units, which on a linear axis looks like 0 (trained),
+        while the model is no better than guessing. `diverged` is the case where it stopped being a number.
+        """
+        losses = self.steps["loss"].to_numpy()
+        return len(losses) > 1 and bool(losses.max() > BLOW_UP_FACTOR * abs(losses[0]))
+
+    @property
+    def at_chance(self) -> bool:
+        """Whether, after at least one epoch, accuracy never beat always guessing the largest class (classification).
+
+        Measured on the validation rows (the training rows when none are held out), at every epoch's end.
+        """
+        if self.data.task != "classification" or not self._epoch_rows:
+            return False
+        held_out = len(self.val_indices) > 0
+        column, rows = ("val_accuracy", self.val_indices) if held_out else ("train_accuracy", self.train_indices)
+        return bool(self.epochs[column].max() <= self.chance_accuracy(rows) + CHANCE_MARGIN)
+
+    def chance_accuracy(self, rows: np.ndarray | None = None) -> float:
+        """The accuracy of always guessing the most common class among `rows` (default: the validation rows)."""
+        labels = self.data.y[torch.as_tensor(self.val_indices if rows is None else rows)]
+        return float(torch.bincount(labels).max() / len(labels)) if len(labels) else math.nan
+
+    @property
     def can_resume(self) -> bool:
         """Whether `resume(run, epochs)` can carry this run on in memory (if not, `cannot_resume_because` says why)."""
         return self.training_state is not None and not self.diverged
@@ -139,8 +175,42 @@ class Run:
             raise ValueError("this run did not keep its weights per step; train it with track_weights=True.")
         return _concat(self._step_weights)
 
+    def predict(self, x, epoch: int, at: str = "end") -> np.ndarray:
+        """What the model predicts for the samples `x` with the parameters recorded at the 'start' or 'end' of `epoch`.
+
+        For classification, each class's probability (the softmax of the outputs: one row per
+        sample, one column per class); for regression, one value per sample. The model is rebuilt
+        from the settings and `params(epoch, at)`, so a run read back from a checkpoint predicts
+        exactly what the run that trained did, at every epoch.
+
+        >>> from epochviz import train
+        >>> run = train("moons", epochs=2)
+        >>> run.predict([[0.0, 0.5], [1.0, -0.5]], epoch=2).shape
+        (2, 2)
+
+        What to notice: with reset="weights", `predict(x, k, "start")` is the same for every epoch k.
+        """
+        flat = self.params(epoch, at)
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.data.features:
+            raise ValueError(f"x must hold samples of {self.data.name!r}, shape (samples, {self.data.features}); "
+                             f"got shape {x.shape}.")  # fmt: skip
+        net = build(self.config.model, self.data, self.config.seed)  # only its architecture is used
+        if any(True for _ in net.buffers()):
+            raise ValueError(f"{self.config.model_name} keeps buffers (such as batch norm's running averages) "
+                             f"the run does not record, so its past predictions cannot be rebuilt.")  # fmt: skip
+        with torch_threads(self.config.threads):  # as many as training used: on a busy machine more are slower
+            output = forward_from_flat(net, flat, torch.from_numpy(x)).cpu()
+        return (torch.softmax(output, dim=1) if self.data.task == "classification" else output[:, 0]).numpy()
+
     def sample_order(self, epoch: int) -> np.ndarray:
-        """Positions in the training split (0 … N_train−1) in the order epoch `epoch` visited them."""
+        """Positions in the training split (0 … N_train−1) in the order epoch `epoch` visited them.
+
+        For a run of several workers: the order its sampler dealt out, worker 0 taking the first position,
+        worker 1 the next, and so on (a sampler that pads every share to one length repeats a few positions);
+        step s trained on its s-th stretch of batch_size positions, whichever worker held them."""
+        if epoch in self.worker_orders:
+            return self.worker_orders[epoch].T.reshape(-1)
         return epoch_order(len(self.train_indices), epoch, seed=self.config.seed, shuffle=self.config.shuffle)
 
     def first(self, epochs: int) -> Run:
@@ -171,23 +241,6 @@ class Run:
             cannot_resume_because=f"it is a view from run.first({epochs}); resume the full run",
         )
 
-    def stretched(self, factor: float) -> Run:
-        """This run as a machine `factor` times slower would have timed it: same losses, more seconds.
-
-        Only the clock changes. A slower machine does the very same epochs with the very same
-        numbers; it just takes longer. (Used to simulate hardware we do not have.) The result is
-        a copy that shares nothing changeable with this run.
-        """
-        slower = self._copy(
-            epochs=None,
-            steps=None,
-            model=self._model_after(self.completed_epochs),
-            cannot_resume_because="it is a re-timed copy from run.stretched(); resume the run it came from",
-        )
-        for record in [*slower._step_chunks, *slower._epoch_rows]:
-            record["elapsed_s"] = record["elapsed_s"] * factor
-        return slower
-
     def _copy(self, *, epochs: int | None, steps: int | None, **changes) -> Run:
         """A copy holding this run's first `epochs` epochs and first `steps` epochs of steps (None: all), with
         its own lists, arrays and tables; only the dataset and the frozen settings, which never change, are shared.
@@ -201,6 +254,9 @@ class Run:
             _epoch_params=[(start.copy(), end.copy()) for start, end in self._epoch_params[:epochs]],
             _step_weights=[weights.copy() for weights in self._step_weights[:steps]],
             _tables={},
+            worker_orders={
+                epoch: order.copy() for epoch, order in self.worker_orders.items() if epochs is None or epoch <= epochs
+            },
             training_state=None,
             **changes,
         )

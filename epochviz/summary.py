@@ -29,14 +29,8 @@ def summarize(runs: Run | Sequence[Run] | Mapping[str, Run]) -> pd.DataFrame:
     What to notice: `samples_per_epoch` is the training-set size whatever the batch size; only
     `steps_per_epoch` depends on it.
     """
-    if isinstance(runs, Run):
-        runs = {"run": runs}
-    elif isinstance(runs, Sequence) and not isinstance(runs, str):
-        runs = {f"run {number}": run for number, run in enumerate(runs, start=1)}
-    if not isinstance(runs, Mapping) or not runs or not all(isinstance(run, Run) for run in runs.values()):
-        raise TypeError("runs must be a Run, a list of Runs or a dict of label → Run.")
     rows = []
-    for label, run in runs.items():
+    for label, run in _labelled(runs).items():
         epochs = run.epochs
         rows.append({
             "run": label,
@@ -53,3 +47,49 @@ def summarize(runs: Run | Sequence[Run] | Mapping[str, Run]) -> pd.DataFrame:
             "diverged": run.diverged,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+BEST_EPOCH_COLUMNS = ("run", "best_epoch", "best_val_loss", "last_val_loss", "first_val_accuracy", "best_val_accuracy")
+
+
+def best_epochs(runs: Run | Sequence[Run] | Mapping[str, Run]) -> pd.DataFrame:
+    """A table with one row per run: the epoch whose validation loss was lowest, and what came after.
+
+    `best_epoch` is where to stop training; `last_val_loss` above `best_val_loss` says the
+    epochs after it made the model worse on rows it never trained on (overfitting).
+    `first_val_accuracy` is the validation accuracy after epoch 1, `best_val_accuracy` at the best epoch.
+
+    >>> import epochviz as ev
+    >>> runs = ev.train_many("moons", [{"seed": seed} for seed in range(3)], epochs=20)
+    >>> best_epochs(runs).columns.tolist()[:2]
+    ['run', 'best_epoch']
+
+    What to notice: train several seeds and compare: a best epoch that jumps around from seed to
+    seed, or a rise smaller than the wiggles, is noise, not overfitting.
+    """
+    rows = []
+    for label, run in _labelled(runs).items():
+        epochs = run.epochs
+        if epochs.val_loss.isna().all():
+            raise ValueError(f"run {label!r} has no validation loss: train it with val_fraction > 0.")
+        best = epochs.loc[epochs.val_loss.idxmin()]
+        rows.append({
+            "run": label,
+            "best_epoch": int(best.epoch),
+            "best_val_loss": best.val_loss,
+            "last_val_loss": epochs.val_loss.iloc[-1],
+            "first_val_accuracy": epochs.val_accuracy.iloc[0],
+            "best_val_accuracy": best.val_accuracy,
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(BEST_EPOCH_COLUMNS))
+
+
+def _labelled(runs: Run | Sequence[Run] | Mapping[str, Run]) -> Mapping[str, Run]:
+    """`runs` as a dict of label → Run: a lone Run is "run", a list's are "run 1", "run 2", …"""
+    if isinstance(runs, Run):
+        runs = {"run": runs}
+    elif isinstance(runs, Sequence) and not isinstance(runs, str):
+        runs = {f"run {number}": run for number, run in enumerate(runs, start=1)}
+    if not isinstance(runs, Mapping) or not runs or not all(isinstance(run, Run) for run in runs.values()):
+        raise TypeError("runs must be a Run, a list of Runs or a dict of label → Run.")
+    return runs

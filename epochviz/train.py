@@ -23,10 +23,12 @@ from . import checkpoint, checks
 from .config import TrainConfig, checkpoint_path, resolve_device
 from .data import Dataset, as_dataset, batch_sizes, check_full_batch, epoch_batches, epoch_order, epoch_seed, split_rows
 from .memory import check_fits, check_weight_store, from_device_error
-from .models import build, flat_parameters, fresh_weights
+from .models import build, check_batches, flat_parameters, fresh_weights
 from .objectives import accuracy, evaluate, loss_function, make_optimizer
 from .policies import POLICIES
 from .run import Run
+from .schedules import make_schedule
+from .threads import torch_threads
 
 
 @dataclass
@@ -43,6 +45,8 @@ class TrainingState:
     y: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
+    generator_state: torch.Tensor  # torch's global generator on the training device, as the last epoch left it
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None  # moves the optimizer's lr ("constant": None)
 
 
 def train(
@@ -53,6 +57,7 @@ def train(
     batch_size: int = 32,
     lr: float = 0.1,
     optimizer: str = "sgd",
+    lr_schedule: str = "constant",
     reset: str = "never",
     shuffle: bool = True,
     drop_last: bool = False,
@@ -65,6 +70,7 @@ def train(
     checkpoint: str | None = None,
     track_weights: bool = False,
     threads: int | None = 1,
+    precision: str = "float32",
     split: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Run:
     """Train a small model for `epochs` passes over `data` and record everything it does.
@@ -81,35 +87,44 @@ def train(
     Try `reset="weights"` and every epoch starts again from the same initial weights.
     """
     config = TrainConfig(
-        model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, reset=reset,
-        shuffle=shuffle, drop_last=drop_last, val_fraction=val_fraction, seed=seed, device=device,
+        model=model, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, lr_schedule=lr_schedule,
+        reset=reset, shuffle=shuffle, drop_last=drop_last, val_fraction=val_fraction, seed=seed, device=device,
         accumulate=accumulate, memory_budget_mb=memory_budget_mb, checkpoint=checkpoint,
-        track_weights=track_weights, threads=threads,
+        track_weights=track_weights, threads=threads, precision=precision,
     )  # fmt: skip
     data = as_dataset(data)
-    train_rows, val_rows = split_rows(len(data), val_fraction=config.val_fraction, seed=config.seed, split=split)
+    train_rows, val_rows = split_rows(data, val_fraction=config.val_fraction, seed=config.seed, split=split)
     check_full_batch(config.batch_size, len(train_rows), config.drop_last)
     target = resolve_device(config.device)
 
     # initialise once: every epoch below continues from these weights unless `reset` says otherwise
-    net = build(config.model, data, config.seed)
-    if config.memory_budget_mb is not None:  # a simulated device: refuse a step that would not fit
+    net = build(config.model, data, config.seed).to(config.dtype)
+    sizes = batch_sizes(len(train_rows), config.batch_size, config.drop_last).tolist()
+    check_batches(net, config.model_name, sizes, config.accumulate)
+    if config.memory_budget_mb is not None:  # a simulated device: refuse a step that, with the data, would not fit
         batch = min(config.batch_size, len(train_rows))
-        check_fits(net, data, batch, config.accumulate, config.optimizer, config.memory_budget_mb)
+        on_device = data.subset(np.concatenate([train_rows, val_rows]))  # the samples `_attach` puts on the device
+        check_fits(net, on_device, batch, config.accumulate, config.optimizer, config.memory_budget_mb)
     run = Run(config=config, data=data, train_indices=train_rows, val_indices=val_rows)
     _attach(run, net, target)
     return _train_until(run, config.epochs, on_epoch)
 
 
 def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[Run], None] | None = None,
-           model: nn.Module | None = None, device: str = "auto") -> Run:  # fmt: skip
+           model: nn.Module | None = None, device: str = "auto", leave_out: str | None = None) -> Run:  # fmt: skip
     """Carry on training until `epochs` epochs in total, from a checkpoint file or a Run in memory.
 
     A Run in memory carries on in place (like calling `fit` again): the same object is returned,
     with more epochs and `run.config.epochs` raised to `epochs`; views and copies made of it
-    before (`first`, `stretched`) stay as they were. A checkpoint gives a new Run that keeps
+    before (`first`) stay as they were. A checkpoint gives a new Run that keeps
     saving to the same file and trains on `device`. `model` is needed only when the run
     trained your own module: pass one of the same architecture to load the weights into.
+
+    `leave_out` ("optimizer_state" or "generator_state") resumes from a file as if that piece had
+    not been saved, to see what it holds: the optimizer starts over (momentum and Adam's averages
+    from zero), or torch's generator starts from the seed again, as a script that calls
+    `torch.manual_seed(seed)` and then loads the rest would do. Such a run is an experiment: it
+    does not save to the file it came from.
 
     >>> run = train("moons", epochs=3)
     >>> resume(run, epochs=6).completed_epochs
@@ -119,6 +134,8 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     weights. Stopping between epochs changes nothing; the epochs are only bookkeeping.
     """
     target = resolve_device(device)
+    if leave_out is not None:
+        checks.choice("leave_out", leave_out, checkpoint.LEAVABLE)
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch module of the architecture that was trained, or None; "
                         f"got {type(model).__name__}.")  # fmt: skip
@@ -126,17 +143,22 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
         run = source
         if run.training_state is None:
             raise ValueError(f"this Run cannot resume: {run.cannot_resume_because}.")
-        if model is not None:
-            raise ValueError("model is only for resuming from a checkpoint file; a Run carries on with its own model.")
+        if model is not None or leave_out is not None:
+            argument = "model" if model is not None else "leave_out"
+            raise ValueError(f"{argument} is only for resuming from a checkpoint file; a Run carries on with all "
+                             f"it has.")  # fmt: skip
     elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source, model=model)
         run = saved["run"]
-        net = build(run.config.model, run.data, run.config.seed)
+        net = build(run.config.model, run.data, run.config.seed).to(run.config.dtype)
         checkpoint.check_model_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
-        # it trains on `device` and keeps saving where it was read from
-        run.config = replace(run.config, device=device, checkpoint=checkpoint_path(source, "source"))
-        _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"])
+        if leave_out is not None:
+            saved[leave_out] = None
+        # it trains on `device` and keeps saving where it was read from (unless it left a piece out)
+        saving = checkpoint_path(source, "source") if leave_out is None else None
+        run.config = replace(run.config, device=device, checkpoint=saving)
+        _attach(run, net, target, saved["initial_weights"], saved["optimizer_state"], saved["generator_state"])
     else:
         raise TypeError(f"source must be a checkpoint file path or a Run; got {type(source).__name__}.")
     epochs = checks.whole("epochs", epochs, minimum=run.completed_epochs, maximum=checks.MAX_EPOCHS)
@@ -146,8 +168,12 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
 
 
 def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dict | None = None,
-            optimizer_state: dict | None = None) -> None:  # fmt: skip
-    """Give `run` what the loop needs to train it: the model on `device`, its optimizer and its data."""
+            optimizer_state: dict | None = None, generator_state: dict | None = None) -> None:  # fmt: skip
+    """Give `run` what the loop needs to train it: the model on `device`, its optimizer, its data, its generator.
+
+    Without a saved `generator_state` for this kind of device, torch's generator starts as
+    `torch.manual_seed(seed)` leaves it (a CPU and a GPU draw different numbers from one state).
+    """
     net = net.to(device)
     optimizer = make_optimizer(run.config.optimizer, net, run.config.lr)
     if optimizer_state is not None:
@@ -155,15 +181,26 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
     if initial_weights is None:
         initial_weights = {name: value.clone() for name, value in net.state_dict().items()}
     rows, held_out = torch.as_tensor(run.train_indices), torch.as_tensor(run.val_indices)
+    # features, and targets that are values (regression), in the run's precision; class numbers stay whole
+    x, y = (
+        run.data.x.to(run.config.dtype),
+        run.data.y.to(run.config.dtype) if run.data.y.is_floating_point() else run.data.y,
+    )
     run.model = net
+    # a schedule depends on the step count alone: a resumed run's is stepped as far as the run got
+    schedule = make_schedule(run.config.lr_schedule, optimizer, run.steps_per_epoch, run.total_steps)
     run.training_state = TrainingState(
         model=net,
         optimizer=optimizer,
         initial_weights={name: value.to(device) for name, value in initial_weights.items()},
-        x=run.data.x[rows].to(device),
-        y=run.data.y[rows].to(device),
-        x_val=run.data.x[held_out].to(device),
-        y_val=run.data.y[held_out].to(device),
+        x=x[rows].to(device),
+        y=y[rows].to(device),
+        x_val=x[held_out].to(device),
+        y_val=y[held_out].to(device),
+        generator_state=generator_state["state"]
+        if generator_state is not None and generator_state["device"] == device.type
+        else torch.Generator(device).manual_seed(run.config.seed).get_state(),
+        schedule=schedule,
     )
 
 
@@ -189,6 +226,7 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
     pieces, keep_weights = config.accumulate, config.track_weights
     sizes = batch_sizes(len(state.x), config.batch_size, config.drop_last)  # the same cut every epoch
     own_module = isinstance(config.model, nn.Module)  # it may draw random numbers (dropout) from torch's generator
+    generator = _global_generator(state.x.device)
     started = time.perf_counter() - run.elapsed_s  # a resumed run keeps counting where it stopped
     end = None  # the weights the previous epoch ended with (on the host, as the record keeps them)
     model.train()
@@ -201,9 +239,10 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
             model.load_state_dict(fresh_weights(model, epoch_seed(config.seed, epoch)))
         if epoch > 1 and policy.optimizer:
             state.optimizer = make_optimizer(config.optimizer, model, config.lr)
+            state.schedule = make_schedule(config.lr_schedule, state.optimizer, run.steps_per_epoch, run.total_steps)
         optimizer = state.optimizer
-        if own_module:  # its random draws depend on (seed, epoch) alone, like the order: a resumed run draws the same
-            torch.manual_seed(epoch_seed(config.seed, epoch))
+        if own_module:  # its random draws carry on where the last epoch's ended, in one go or resumed from a file
+            generator.set_state(state.generator_state)
         # where this epoch starts: where the previous one ended, unless the reset moved the weights
         start = end if end is not None and not policy.restores_weights else flat_parameters(model).cpu().numpy()
 
@@ -226,11 +265,15 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
                 output, loss = _accumulate(model, loss_of, state.x, state.y, batch, pieces)
             # update: one optimizer step per batch
             optimizer.step()
+            if state.schedule is not None:  # the learning rate of the next step, as the schedule says
+                state.schedule.step()
             losses.append(loss.detach())
             outputs.append(output.detach())
             elapsed.append(time.perf_counter() - started)
 
         # record what the epoch did (one copy to the host per epoch, not one per step)
+        if own_module:
+            state.generator_state = generator.get_state()
         end = flat_parameters(model).cpu().numpy()
         seen = order[: sizes.sum()]  # all of the order, unless drop_last left some out
         diverged = record_epoch(
@@ -249,8 +292,8 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if diverged:
             break
         if config.checkpoint:
-            checkpoint.save(config.checkpoint, run, model.state_dict(), optimizer.state_dict(),
-                            state.initial_weights)  # fmt: skip
+            checkpoint.save(config.checkpoint, run, model.state_dict(), optimizer.state_dict(), state.initial_weights,
+                            {"device": state.x.device.type, "state": state.generator_state})  # fmt: skip
         if on_epoch is not None:
             on_epoch(run)
     return run
@@ -299,9 +342,10 @@ def _global_randomness(run: Run) -> Iterator[None]:
     """While a module of your own trains: torch's global generator, for this training alone.
 
     Layers such as dropout draw from torch's global generator, which has no private
-    counterpart. The loop seeds it every epoch; holding it under a lock (one such training at a
-    time: another thread's waits) keeps anyone else's training from drawing in between, and it
-    is restored afterwards, so your own random numbers carry on as if nothing had trained.
+    counterpart. The loop sets it to the run's own generator state every epoch and keeps the
+    state it ends with (a checkpoint stores it); holding it under a lock (one such training at
+    a time: another thread's waits) keeps anyone else's training from drawing in between, and
+    it is restored afterwards, so your own random numbers carry on as if nothing had trained.
     The models epochviz builds draw nothing while training and need none of this.
     """
     if not isinstance(run.config.model, nn.Module):
@@ -312,16 +356,11 @@ def _global_randomness(run: Run) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Let torch use `count` CPU threads inside the block (None: as it is), then restore its setting."""
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _global_generator(device: torch.device) -> torch.Generator:
+    """The generator that torch's random layers (dropout) draw from on `device`."""
+    if device.type == "cuda":
+        return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+    return torch.default_generator
 
 
 def _accumulate(model: nn.Module, loss_of: Callable, x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor,

@@ -1,28 +1,131 @@
-"""Epochs are hardware-independent units of work; windows of N samples are epochs too."""
+"""Epochs are units of work on any arithmetic (kernel paths, float64, a GPU); windows of N samples are epochs too."""
+
+import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 import epochviz as ev
+from epochviz import hardware
+from epochviz.hardware import cpu_kernel_paths
+
+TINY = ev.moons(n=40, seed=0)
 
 
-def test_the_same_training_on_different_settings_gives_the_same_epochs_but_not_the_same_seconds():
-    runs = ev.compare_hardware("digits", epochs=3, batch_size=32, slowdown=4)
-    labels = list(runs)
-    assert labels[:2] == ["CPU · 1 thread", "CPU · 2 threads"] and labels[-1].startswith("simulated")
-    reference = runs[labels[0]]
-    for run in runs.values():
-        assert list(run.epochs.samples_seen) == list(reference.epochs.samples_seen)
-        # a second thread may split a sum differently: float32 rounding, well below 1e-6 after 3 epochs
-        np.testing.assert_allclose(run.epochs.train_loss, reference.epochs.train_loss, rtol=1e-6)
-    simulated = runs[labels[-1]]
-    np.testing.assert_array_equal(simulated.steps.loss, reference.steps.loss)
-    np.testing.assert_allclose(simulated.epochs.elapsed_s, 4 * reference.epochs.elapsed_s)
+@pytest.fixture(scope="module")
+def two_kernel_paths():
+    """moons trained on the plain kernels and on the AVX2 ones (and in float64), each in its own process."""
+    if "avx2" not in cpu_kernel_paths():
+        pytest.skip("this CPU runs only torch's plain kernels")
+    return ev.compare_hardware("moons", epochs=10, kernels=("default", "avx2"))
 
 
-def test_compare_hardware_chooses_the_devices():
-    with pytest.raises(ValueError, match="device"):
-        ev.compare_hardware("moons", device="cpu")
+def test_each_kernel_path_trains_in_a_process_that_really_runs_it(two_kernel_paths):
+    assert two_kernel_paths.kernels == {
+        "CPU · default kernels": "DEFAULT",
+        "CPU · default kernels · float64": "DEFAULT",
+        "CPU · AVX2 kernels": "AVX2",
+    }
+    plain, avx2 = two_kernel_paths.runs["CPU · default kernels"], two_kernel_paths.runs["CPU · AVX2 kernels"]
+    # the same samples in the same order, different arithmetic: close, but not the same bits
+    assert list(avx2.steps.samples_seen) == list(plain.steps.samples_seen)
+    np.testing.assert_allclose(avx2.steps.loss, plain.steps.loss, rtol=1e-4)
+    assert not np.array_equal(avx2.steps.loss, plain.steps.loss)
+    assert not np.array_equal(avx2.params(10), plain.params(10))
+    assert not plain.can_resume and "another process" in plain.cannot_resume_because
+
+
+def test_the_float64_run_trains_in_float64(two_kernel_paths):
+    float64 = two_kernel_paths.runs["CPU · default kernels · float64"]
+    assert float64.config.precision == "float64" and float64.params(10).dtype == np.float64
+    assert {parameter.dtype for parameter in float64.model.parameters()} == {torch.float64}
+
+
+def test_the_agreement_table_says_what_holds_and_what_does_not(two_kernel_paths):
+    table = two_kernel_paths.agreement(loss=0.35)
+    assert list(table.index) == ["another CPU kernel path", "float64 instead of float32", "a GPU instead of the CPU"]
+    for kind in ["another CPU kernel path", "float64 instead of float32"]:
+        assert table.loc[kind, "epochs to reach the loss"] == "same (6)"
+        assert table.loc[kind, "last loss, 3 digits"] == "same (0.309)"
+        assert table.loc[kind, "last loss, every bit"] == "differs"
+    with pytest.raises(ValueError, match="loss"):
+        two_kernel_paths.agreement(loss=-1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_without_a_gpu_the_gpu_run_is_skipped_with_a_sentence(two_kernel_paths):
+    assert two_kernel_paths.skipped == {"GPU": "no CUDA GPU here"}
+    assert not any(label.startswith("GPU") for label in two_kernel_paths.runs)
+    row = two_kernel_paths.agreement(loss=0.35).loc["a GPU instead of the CPU"]
+    assert set(row) == {"skipped: no CUDA GPU here"}
+
+
+def test_a_kernel_path_the_cpu_lacks_is_skipped_not_run(monkeypatch):
+    monkeypatch.setattr(hardware, "cpu_kernel_paths", lambda: ("default",))
+    comparison = ev.compare_hardware(TINY, epochs=1, kernels=("default", "avx512"))
+    assert comparison.skipped["CPU · AVX512 kernels"] == "this CPU cannot run avx512 kernels (its best are default)"
+    assert list(comparison.runs) == ["CPU · default kernels", "CPU · default kernels · float64"]
+
+
+def test_the_cpu_kernel_paths_are_those_up_to_torchs_own_choice():
+    paths = cpu_kernel_paths()
+    assert paths[0] == "default" and paths == hardware.KERNEL_PATHS[: len(paths)]
+
+
+def test_when_one_process_fails_the_others_are_stopped(monkeypatch):
+    if "avx2" not in cpu_kernel_paths():
+        pytest.skip("this CPU runs only torch's plain kernels")
+    started = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    # the plain-kernel process fails at once; the AVX2 one would sleep for a minute
+    failing = "import os, sys, time; os.environ['ATEN_CPU_CAPABILITY'] == 'avx2' and time.sleep(60); sys.exit('no')"
+    monkeypatch.setattr(hardware, "_CHILD", failing)
+    monkeypatch.setattr(hardware.subprocess, "Popen", recording_popen)
+    with pytest.raises(RuntimeError, match="default runs failed"):
+        ev.compare_hardware(TINY, epochs=1, kernels=("default", "avx2"))
+    assert len(started) == 2 and all(process.poll() is not None for process in started)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"device": "cpu"}, "chooses device"),
+        ({"precision": "float64"}, "chooses precision"),
+        ({"on_epoch": print}, "on_epoch"),
+        ({"kernels": ("avx2",)}, "must include 'default'"),
+        ({"kernels": ("default", "sse")}, "each of kernels"),
+        ({"timeout_s": 1}, "timeout_s"),
+        ({"lr": -1}, "lr"),
+    ],
+)
+def test_compare_hardware_refuses_what_it_cannot_do_before_starting_any_process(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        ev.compare_hardware(TINY, **arguments)
+
+
+def test_precision_is_checked_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="precision must be one of 'float32', 'float64'; got 'half'"):
+        ev.train("moons", precision="half")
+    float32, float64 = ev.train(TINY, epochs=2), ev.train(TINY, epochs=2, precision="float64")
+    assert float32.config.precision == "float32" and float64.config.dtype == torch.float64
+    assert float32.params(2).dtype == np.float32 and float64.params(2).dtype == np.float64
+    np.testing.assert_allclose(float64.steps.loss, float32.steps.loss, rtol=1e-5)
+    assert not np.array_equal(float64.steps.loss, float32.steps.loss)
+
+
+def test_a_float64_run_resumes_from_its_checkpoint_in_float64(tmp_path):
+    path = tmp_path / "run.pt"
+    ev.train(TINY, epochs=2, precision="float64", checkpoint=str(path))
+    resumed = ev.resume(str(path), epochs=4)
+    whole = ev.train(TINY, epochs=4, precision="float64")
+    np.testing.assert_array_equal(resumed.steps.loss, whole.steps.loss)
+    assert resumed.params(4).dtype == np.float64
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

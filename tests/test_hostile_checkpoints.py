@@ -193,6 +193,10 @@ DAMAGES = {
     "targets beyond the classes": _replaced("data", "y", by=lambda y: y + 5),
     "diverged at nonsense": _replaced("run", "diverged_at", by=lambda value: ["x"]),
     "a payload that is a list": lambda contents: contents.clear() or contents.update({"run": []}),
+    "a generator state of another size": _replaced("generator_state", "state", by=SHORTER),
+    "a generator state of floats": _replaced("generator_state", "state", by=lambda state: state.float()),
+    "a generator state of an unknown device": _replaced("generator_state", "device", by=lambda device: "tpu"),
+    "a generator state that is not a dict": _replaced("generator_state", by=lambda stored: stored["state"]),
 }  # fmt: skip
 
 

@@ -408,7 +408,6 @@ def test_the_memory_explorer_offers_only_what_train_accepts():
     [
         (lambda: ev.train_many(TINY, [{}], epochs=1)[0], "train_many"),
         (lambda: ev.train(TINY, epochs=2).first(1), "run.first(1)"),
-        (lambda: ev.train(TINY, epochs=1).stretched(2.0), "stretched"),
     ],
 )
 def test_a_run_that_cannot_resume_says_truly_why(make, says):

@@ -26,7 +26,7 @@ def test_parameters_gradients_and_optimizer_state_do_not_grow_with_the_batch():
     assert small.optimizer_state == 0
     assert footprint("mlp", data, 8, "momentum").optimizer_state == 4 * parameters
     assert footprint("mlp", data, 8, "adam").optimizer_state >= 2 * 4 * parameters
-    assert large.total == large.params + large.grads + large.optimizer_state + large.activations
+    assert large.total == large.params + large.grads + large.optimizer_state + large.activations + large.data
 
 
 def test_footprints_above_the_measured_range_extrapolate_the_measured_line():
@@ -34,7 +34,7 @@ def test_footprints_above_the_measured_range_extrapolate_the_measured_line():
     assert footprint("mlp", data, 20000).activations == 4 * 20000 * 68 + 8 * 20000 + 4
 
 
-@pytest.mark.parametrize(("name", "budget"), [("moons", 0.5), ("digits", 1.0), ("digits", 0.03)])
+@pytest.mark.parametrize(("name", "budget"), [("moons", 0.5), ("digits", 1.0), ("digits", 0.5)])
 def test_max_batch_size_is_the_boundary_of_what_fits(name, budget):
     data = ev.dataset(name)
     largest = max_batch_size("mlp", data, budget)
@@ -82,5 +82,56 @@ def test_a_real_device_running_out_becomes_our_error(monkeypatch):
         ev.train("moons", model=Hungry(2, 2))
 
 
+def test_the_footprint_counts_the_data_the_run_keeps_on_the_device():
+    """`train` puts its training and validation samples on the device once: the footprint counts exactly those bytes."""
+    data = ev.digits()
+    run = ev.train(data, epochs=1, batch_size=256, memory_budget_mb=10.0)
+    state = run.training_state
+    on_device = sum(tensor.nbytes for tensor in (state.x, state.y, state.x_val, state.y_val))
+    step = footprint("mlp", data, 256)
+    assert step.data == on_device == data.x.nbytes + data.y.nbytes
+    assert step.total_mb == pytest.approx((step.params + step.grads + step.activations + on_device) / MB)
+
+
+def test_a_step_that_fits_only_without_its_data_is_refused():
+    data = ev.digits()  # 0.45 MB of samples, more than everything else a step of 64 holds
+    step = footprint("mlp", data, 64)
+    without_data = (step.total - step.data) / MB
+    budget = (without_data + step.total_mb) / 2
+    with pytest.raises(OutOfMemoryError, match=r"data 0\.452 MB"):
+        ev.train(data, batch_size=64, memory_budget_mb=budget)
+    assert max_batch_size("mlp", data, without_data) == 0
+
+
+def test_a_budget_checks_only_the_rows_the_run_keeps():
+    data = ev.digits()
+    rows = np.arange(600)
+    kept = footprint("mlp", data.subset(rows), 32)
+    ev.train(data, epochs=1, split=(rows[:500], rows[500:]), memory_budget_mb=kept.total_mb * 1.001)  # fits
+    assert footprint("mlp", data, 32).total_mb > kept.total_mb * 1.001  # all of `data` would not
+
+
+def test_batch_norm_buffers_count_as_the_models_memory():
+    net = ev.mlp(64, 10, batch_norm=True)
+    buffers = sum(buffer.nbytes for buffer in net.buffers())
+    assert buffers == 2 * (32 * 4 * 2 + 8)  # two layers: running mean and variance (float32), a step count (int64)
+    step = footprint("mlp_batchnorm", ev.digits(), 8)
+    assert step.params == step.grads + buffers
+
+
+def test_max_batch_size_of_a_batch_norm_model_is_the_boundary_of_what_fits():
+    data = ev.digits()
+    largest = max_batch_size("mlp_batchnorm", data, 1.0)
+    inside, outside = (footprint("mlp_batchnorm", data, size).total_mb for size in (largest, largest + 1))
+    assert largest > 2 and inside <= 1.0 < outside
+
+
 def test_megabytes_are_mebibytes():
     assert MB == 2**20
+
+
+def test_only_the_activations_grow_with_the_batch_in_words():
+    assert ev.memory.parts_that_grow("mlp", ev.digits(), (512, 1024), optimizer="adam") == "activations"
+    assert ev.memory.parts_that_grow("mlp", ev.digits(), (64, 64)) == "nothing"
+    with pytest.raises(TypeError, match="batch_sizes must be two batch sizes"):
+        ev.memory.parts_that_grow("mlp", ev.digits(), (512,))

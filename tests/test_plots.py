@@ -6,12 +6,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import epochviz as ev
 from epochviz.crossval import CrossValidation
 from epochviz.plots import (
+    Bowl,
     cross_validation,
     decimate,
     loss_curves,
@@ -173,8 +175,12 @@ def test_epochs_are_labelled_bands_while_few_and_sparse_lines_when_many():
     bands = epoch_marks(np.arange(4.0))
     assert [band["type"] for band in bands] == ["rect"] * 3
     assert [band["label"]["text"] for band in bands] == ["epoch 1", "epoch 2", "epoch 3"]
-    assert "label" not in epoch_marks(np.arange(12.0))[0]
-    assert "label" not in epoch_marks(np.arange(4.0), span=100.0)[0], "bands too narrow for the drawn range"
+    labels = [band.get("label", {}).get("text") for band in epoch_marks(np.arange(13.0))]
+    assert labels == [f"epoch {k}" if k % 2 == 0 else None for k in range(1, 13)], "12 narrow bands: every 2nd"
+    assert [band["label"]["text"] for band in epoch_marks(np.arange(21.0)) if "label" in band] == [
+        "epoch 5", "epoch 10", "epoch 15", "epoch 20",
+    ]  # fmt: skip
+    assert all("label" not in band for band in epoch_marks(np.arange(4.0), span=100.0)), "too narrow for the range"
     many = epoch_marks(np.arange(101.0))
     assert 0 < len(many) <= 20 and {mark["type"] for mark in many} == {"line"}
 
@@ -259,6 +265,29 @@ def test_the_landscape_path_follows_every_step_and_covers_start_end_and_optimum(
         assert figure.layout.yaxis.range[0] < min(trace.y) and max(trace.y) < figure.layout.yaxis.range[1]
 
 
+def test_the_bowl_curvature_is_the_largest_eigenvalue_of_the_losss_hessian(line_run):
+    """Oracle: torch's Hessian of the mean squared error over the run's training rows."""
+    x = line_run.data.x[line_run.train_indices, 0].double()
+    y = line_run.data.y[line_run.train_indices].double()
+    hessian = torch.autograd.functional.hessian(lambda w: ((w[0] * x + w[1] - y) ** 2).mean(), torch.zeros(2).double())
+    assert Bowl.of(line_run).curvature == pytest.approx(torch.linalg.eigvalsh(hessian).max().item(), rel=1e-9)
+
+
+@pytest.mark.parametrize(("share", "zigzags", "converges"), [(0.8, False, True), (1.5, True, True), (2.1, True, False)])
+def test_full_batch_steps_creep_below_1_over_l_zigzag_in_below_2_over_l_and_diverge_above(share, zigzags, converges):
+    """A learning rate of `share`/L: the slope's distance from the best slope changes sign at every step
+    above 1/L, and shrinks below 2/L."""
+    probe = ev.train("line", model="linear", epochs=1, val_fraction=0)
+    bowl = Bowl.of(probe)
+    run = ev.train("line", model="linear", epochs=12, lr=share / bowl.curvature, batch_size=len(probe.train_indices),
+                   val_fraction=0)  # fmt: skip
+    distance = np.array([run.params(epoch, "end")[0] - bowl.best()[0] for epoch in range(1, 13)])
+    overshoots = np.sign(distance[1:]) != np.sign(distance[:-1])
+    assert overshoots.all() if zigzags else not overshoots.any()
+    assert (np.abs(distance[-1]) < np.abs(distance[0]) / 10) == converges
+    assert (np.abs(distance[-1]) > np.abs(distance[0])) == (not converges)
+
+
 def test_the_landscape_needs_a_tracked_two_parameter_linear_regression(runs):
     with pytest.raises(ValueError, match="model='linear'"):
         loss_landscape(runs[0])
@@ -269,18 +298,20 @@ def test_the_landscape_needs_a_tracked_two_parameter_linear_regression(runs):
 # --- memory, cross-validation, sliding windows -----------------------------------------------------
 
 
-def test_memory_bars_stack_the_four_parts_and_flag_what_does_not_fit():
+def test_memory_bars_stack_the_five_parts_and_flag_what_does_not_fit():
     footprints = [Footprint(batch_size=batch, optimizer="adam", params=MB, grads=MB, optimizer_state=2 * MB,
-                            activations=batch * MB // 32) for batch in (32, 64, 256)]  # fmt: skip
-    figure = memory_bars(footprints, budget_mb=5.5)  # totals: 5, 6 and 12 MB
-    assert [trace.name for trace in figure.data] == ["parameters", "gradients", "optimizer state", "activations"]
+                            activations=batch * MB // 32, data=MB // 2) for batch in (32, 64, 256)]  # fmt: skip
+    figure = memory_bars(footprints, budget_mb=6)  # totals: 5.5, 6.5 and 12.5 MB
+    assert [trace.name for trace in figure.data] == ["parameters", "gradients", "optimizer state", "activations",
+                                                     "data (training + validation samples)"]  # fmt: skip
     assert figure.layout.barmode == "stack" and list(figure.data[0].x) == ["32", "64", "256"]
     np.testing.assert_allclose(figure.data[3].y, [1, 2, 8])
     np.testing.assert_allclose(np.sum([trace.y for trace in figure.data], axis=0), [f.total_mb for f in footprints])
+    np.testing.assert_allclose(figure.data[4].y, [0.5, 0.5, 0.5])
     (budget,) = figure.layout.shapes
-    assert budget.y0 == budget.y1 == 5.5
+    assert budget.y0 == budget.y1 == 6
     notes = [note.text for note in figure.layout.annotations]
-    assert "memory budget: 5.5 MB" in notes and notes.count("<b>does not fit</b>") == 2
+    assert "memory budget: 6 MB" in notes and notes.count("<b>does not fit</b>") == 2
     assert list(figure.data[0].marker.pattern.shape) == ["", "/", "/"]
     unbudgeted = memory_bars(footprints)
     assert not unbudgeted.layout.shapes and not unbudgeted.layout.annotations
@@ -345,3 +376,15 @@ def test_to_html_writes_a_standalone_file_with_plotly_inside(runs, tmp_path):
     # plotly.js itself names cdn.plot.ly once, as the default source of map outlines; nothing loads from it
     assert not re.search(r"<script[^>]*\bsrc=", html) and 'src="https://cdn.plot.ly' not in html
     assert "each batch" in html
+
+
+def test_a_loss_that_blows_up_but_stays_finite_is_called_out_on_a_log_axis():
+    wild = ev.train("moons", epochs=6, lr=31.6)
+    assert not wild.diverged and wild.blew_up and wild.at_chance
+    figure = loss_curves(wild)
+    assert figure.layout.yaxis.type == "log"
+    (note,) = figure.layout.annotations
+    assert note.text.startswith("blew up: the loss rose to") and "accuracy stayed at chance (51%)" in note.text
+    calm = ev.train("moons", epochs=6, lr=0.3)
+    assert not (calm.blew_up or calm.at_chance)
+    assert loss_curves(calm).layout.yaxis.type != "log" and not loss_curves(calm).layout.annotations

@@ -82,7 +82,6 @@ COPIES = {
     "first(2) of 2": lambda run: run.first(2),
     "first(1) of 2": lambda run: run.first(1),
     "first(0)": lambda run: run.first(0),
-    "stretched": lambda run: run.stretched(3.0),
 }
 
 
@@ -190,3 +189,19 @@ def test_only_train_py_reaches_into_the_loops_state():
             if isinstance(node, ast.Attribute) and node.attr in ("training_state", "_training")
         ]
     assert not found, f"ask run.can_resume instead of reading the loop's state: {found}"
+
+
+def test_best_epochs_finds_the_lowest_validation_loss_of_each_run():
+    runs = ev.train_many("moons", [{"seed": seed} for seed in range(3)], epochs=15, lr=0.5)
+    table = ev.best_epochs({f"seed {run.config.seed}": run for run in runs})
+    assert table.run.tolist() == ["seed 0", "seed 1", "seed 2"]
+    for run, row in zip(runs, table.itertuples(), strict=True):
+        losses = run.epochs.val_loss.to_numpy()
+        assert row.best_epoch == np.argmin(losses) + 1 and row.best_val_loss == losses.min()
+        assert row.last_val_loss == losses[-1] and row.first_val_accuracy == run.epochs.val_accuracy.iloc[0]
+        assert row.best_val_accuracy == run.epochs.val_accuracy.iloc[row.best_epoch - 1]
+    assert (table.best_val_loss <= table.last_val_loss).all()
+    with pytest.raises(ValueError, match="has no validation loss: train it with val_fraction > 0"):
+        ev.best_epochs(ev.train("moons", epochs=2, val_fraction=0))
+    with pytest.raises(TypeError, match="runs must be a Run"):
+        ev.best_epochs([])

@@ -109,6 +109,45 @@ def test_compare_overlays_every_reset_mode(small):
         assert len(_epoch_trace(small.figure, f"reset: {mode}").y) == 10
 
 
+def _boundary(explorer):
+    """The boundary panel's heatmap (its z as an array) and its title."""
+    heatmap = explorer.panel.figure.data[0]
+    return heatmap, np.array(heatmap.z, dtype=float), explorer.panel.figure.layout.title.text
+
+
+def test_the_boundary_beside_the_curve_follows_the_epochs_slider_in_place_without_training(small, monkeypatch):
+    heatmap, after_10, title = _boundary(small)
+    assert small.panel.box.layout.display != "none" and "after epoch 10 · reset: never" in title
+    monkeypatch.setattr(small, "compute", lambda *args: pytest.fail("a view change must not train"))
+    small.controls["epochs"].value = 4
+    moved, after_4, title = _boundary(small)
+    assert moved is heatmap and "after epoch 4" in title  # the same trace, redrawn in place
+    expected = ev.plots.decision_surface(small.run, 4, resolution=after_4.shape[0])
+    np.testing.assert_allclose(after_4, expected["z"], atol=5e-4)  # the colours are sent to 3 decimals
+    assert np.abs(after_4 - after_10).max() > 0.1  # epoch 4's boundary is not epoch 10's
+    np.testing.assert_array_equal(np.array(heatmap.customdata), expected["customdata"])
+
+
+def test_in_compare_mode_the_boundary_is_the_selected_reset_modes_and_says_so():
+    compare = reset_explorer(epochs=3)
+    compare.controls["reset"].value = "weights"
+    _, z, title = _boundary(compare)
+    weights = compare._shown[1]["weights"]
+    assert "reset: weights" in title and compare.run.config.reset == "weights"
+    np.testing.assert_allclose(z, ev.plots.decision_surface(weights, 3, resolution=z.shape[0])["z"], atol=5e-4)
+
+
+def test_the_boundary_is_absent_for_data_without_classes_on_a_plane(small):
+    assert explorer("line", epochs=3).panel.box.layout.display == "none"
+    small.controls["dataset"].value = "line"
+    small.wait()
+    assert small.panel.box.layout.display == "none" and "epoch 10 / 10" in small.status.value
+    small.controls["dataset"].value = "circles"
+    small.wait()
+    assert small.panel.box.layout.display != "none"
+    assert len(small.panel.figure.data[1].x) + len(small.panel.figure.data[2].x) == 320  # circles' training samples
+
+
 def test_train_more_in_compare_mode_continues_every_mode_and_trains_only_the_new_epochs(monkeypatch):
     explorer_module = importlib.import_module("epochviz.widgets.explorer")  # the module, not the function `explorer`
     widget = reset_explorer(epochs=4)
@@ -150,6 +189,34 @@ def test_a_diverging_setting_says_so_in_the_widget_and_a_good_one_recovers():
     assert widget.message.value == "" and not widget.run.diverged
 
 
+def test_the_top_of_the_learning_rate_slider_says_the_run_blew_up_though_its_loss_stays_finite():
+    widget = explorer("moons", epochs=5)
+    widget.controls["lr"].value = 10 ** widget.controls["lr"].max  # a log slider: max is the exponent
+    widget.wait()
+    assert not widget.run.diverged
+    assert (
+        "blew up without becoming infinite" in widget.message.value
+        and "accuracy stayed at chance" in widget.message.value
+    )
+    assert widget.figure.layout.yaxis.type == "log"
+    widget.controls["lr"].value = 0.1
+    widget.wait()
+    assert widget.message.value == ""
+
+
+def test_a_longer_ghost_does_not_stretch_the_axis_or_squeeze_the_epoch_labels():
+    widget = explorer("moons", epochs=20)
+    widget.controls["reset"].value = "weights"  # the 20-epoch "never" curve becomes a ghost
+    widget.wait()
+    widget.controls["epochs"].value = 6
+    widget.wait()
+    assert any(trace.legendgroup == "ghosts" for trace in widget.figure.data)
+    low, high = widget.figure.layout.xaxis.range
+    assert low < 0 < 6 < high < 6.5
+    labels = [shape.label.text for shape in widget.figure.layout.shapes if shape.label.text]
+    assert labels == [f"epoch {k}" for k in range(1, 7)]
+
+
 def test_two_hundred_rapid_changes_end_on_the_last_setting_with_no_error_and_no_thread_left():
     widget = explorer("moons", epochs=4)
     rng = random.Random(0)
@@ -184,6 +251,43 @@ def test_sync_figure_changes_traces_in_place_when_their_shape_allows():
     assert [t.type for t in widget.data] == ["bar", "scatter"]
 
 
+def _arrays(value, path=()):
+    """Paths of the NumPy arrays inside a figure's plain data."""
+    if isinstance(value, np.ndarray):
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _arrays(item, (*path, key))]
+    if isinstance(value, (list, tuple)):
+        return [found for i, item in enumerate(value) for found in _arrays(item, (*path, i))]
+    return []
+
+
+def test_the_browser_can_answer_every_trace_with_a_delta_and_the_kernel_raises_nothing(small):
+    """The browser sends back what it redrew differently: a whole list for a list it was sent, but for a NumPy
+    array (sent as a typed array) a dict of changed elements ({"0": …}), against which plotly's Python side
+    raised "the truth value of an array … is ambiguous" into the log console."""
+    small.controls["reset"].value = "weights"  # a redraw in place, with more traces
+    small.wait()
+    for figure in small.figures():  # the loss curve and the boundary beside it
+        assert all(_arrays(trace._props) == [] for trace in figure.data)
+        assert _arrays(figure._layout) == []
+
+    def changed(value):  # what the browser answers for a property it was sent
+        if isinstance(value, np.ndarray):
+            return {"0": 0.5}
+        return [0.5] * len(value) if isinstance(value, list) and value and not isinstance(value[0], dict) else []
+
+    for figure in small.figures():
+        deltas = [
+            {"uid": trace.uid, **{name: changed(value) for name, value in trace._props.items() if len(changed(value))}}
+            for trace in figure.data
+        ]
+        figure._trace_edit_in_process = True
+        figure._handler_js2py_traceDeltas(
+            {"new": {"trace_deltas": deltas, "trace_edit_id": figure._last_trace_edit_id}}
+        )
+
+
 def test_the_small_explorers_each_show_their_idea():
     resets = reset_explorer(epochs=3)
     assert {t.legendgroup for t in resets.figure.data} == {f"reset: {mode}" for mode in RESETS}
@@ -191,9 +295,12 @@ def test_the_small_explorers_each_show_their_idea():
     assert sizes.controls["x"].value == "samples" and list(sizes.shown_controls) == ["batch_size", "epochs", "x"]
     memory = MemoryExplorer(batch_size=4096, budget_mb=1.0)
     assert "out of memory" in memory.status.value and "largest batch that fits" in memory.message.value
-    memory.controls["accumulate"].value = 4
+    memory.controls["accumulate"].value = 4  # micro-batches of 1024: their activations and the data need 1.05 MB
     memory.wait()
-    assert memory.status.value.startswith("fits: 4 micro-batches")
+    assert "out of memory" in memory.status.value and "data 0.452 MB" in memory.message.value
+    memory.controls["accumulate"].value = 8
+    memory.wait()
+    assert memory.status.value.startswith("fits: 8 micro-batches")
     landscape = LandscapeExplorer(epochs=10)
     landscape.controls["epochs"].value = 3
     assert not landscape._worker.busy and "after 3 epochs" in landscape.status.value
@@ -254,6 +361,20 @@ def test_a_prediction_reveals_the_measured_answer_beside_the_guess():
         ev.widgets.predict("?", answer="maybe", options=["yes", "no"])
 
 
+def test_a_prediction_can_ask_before_anything_is_measured_and_be_told_the_answer_later():
+    prediction = ev.widgets.predict("Lower?", options=["lower", "higher"], explanation="It learns.")
+    saved = prediction._repr_mimebundle_()["text/html"]
+    assert "lower</b>" not in saved and "The cells below measure it" in saved  # the saved page gives nothing away
+    prediction.guess.value = "higher"
+    prediction.reveal()
+    assert "Noted: higher" in prediction.verdict.value and "next cell measures" in prediction.verdict.value
+    prediction.measured("lower")  # the run cell measured it: the checked guess is marked at once
+    assert "Not quite" in prediction.verdict.value and "measured <b>lower</b>" in prediction.verdict.value
+    with pytest.raises(ValueError, match=r"answer must be one of the options \['lower', 'higher'\]; got 'same'"):
+        prediction.measured("same")
+    assert prediction.answer == "lower"
+
+
 def test_an_explorer_that_starts_out_of_memory_says_so_and_recovers():
     widget = explorer("moons", epochs=2, batch_size=256, memory_budget_mb=0.05)
     assert "OutOfMemoryError" in widget.message.value and "largest batch that fits" in widget.message.value
@@ -263,3 +384,13 @@ def test_an_explorer_that_starts_out_of_memory_says_so_and_recovers():
     widget.controls["batch_size"].value = 256
     widget.wait()
     assert "OutOfMemoryError" in widget.message.value
+
+
+def _descendants(widget):
+    return [widget, *(found for child in getattr(widget, "children", ()) for found in _descendants(child))]
+
+
+def test_only_an_explorer_that_fills_its_progress_bar_shows_one(small):
+    assert small.progress in _descendants(small.layout())
+    landscape = LandscapeExplorer(epochs=3)
+    assert landscape.progress not in _descendants(landscape.layout()), "an empty grey bar beside 'after 3 epochs'"

@@ -1,65 +1,53 @@
-"""Export the notebooks to self-contained HTML pages that open from disk, with no kernel and no internet.
+"""Export the notebooks to a small site of pages that open from disk, with no kernel and no internet.
 
     python tools/export_html.py [--saved] [--out site] [notebooks/NN_name.ipynb ...]   (default: all of notebooks/)
 
 Each page is the notebook as JupyterLab shows it (nbconvert's "lab" template), where:
-- every Plotly figure is an interactive plotly.js figure (zoom, pan, hover); plotly.js is inlined once
-  per page, so a page is about 5 MB and needs nothing else;
-- a live explorer keeps its note ("an interactive explorer appears here when this notebook runs")
-  and, below it, a static snapshot of its figure as the notebook drew it. Its sliders are left out:
-  they would need a kernel to train, and a page that cannot react should not pretend to;
-- links between notebooks point to their pages; `index.html` lists the pages (when there are several).
+- every Plotly figure is an interactive plotly.js figure (zoom, pan, hover), drawn by one shared
+  copy of plotly.js beside the pages (`plotly.min.js`);
+- the main explorer (`ev.explorer`) becomes a precomputed one (`epochviz.widgets.offline`): its
+  runs trained ahead of time over a grid of settings around the notebook's, picked with real
+  HTML controls; every other explorer keeps its note ("an interactive explorer appears here when
+  this notebook runs") and, below it, a static snapshot of its figure;
+- links between notebooks point to their pages; `index.html` lists the pages.
 Nothing is fetched from the network: nbconvert's require.js, MathJax, Mermaid and widget-manager
 scripts (all from CDNs) are left out; the notebooks use none of them.
 
-By default each notebook is run first (about as long as `make notebooks`) so that the explorers'
-snapshots exist; `--saved` exports the saved outputs as they are (figures, and the explorers' notes
-without snapshots), in seconds.
+By default each notebook is run first (about as long as `make notebooks`) so that the explorers
+exist to be precomputed and snapshotted; `--saved` exports the saved outputs as they are (figures,
+and the explorers' notes with the static image of their figure that `make notebooks` saved), in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
+import sys
 from pathlib import Path
 
 import nbformat
 import plotly.io as pio
-from execute_notebooks import WIDGET_VIEW, run_cells  # tools/ is on the path when this script runs
+from execute_notebooks import PLOTLY, WIDGET_VIEW, NotebookFailed, run_with_snapshots  # tools/ is on the path
+from figure_images import PNG
 from jinja2 import DictLoader
 from nbconvert import HTMLExporter
 from plotly.offline import get_plotlyjs
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-PLOTLY = "application/vnd.plotly.v1+json"
 
 # nbconvert's lab template without anything fetched from a CDN, and with plotly.js inlined once
 TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}
 {%- if resources.plotly_js -%}
 <script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>
-<script>{{ resources.plotly_js }}</script>
+<script src="plotly.min.js"></script>
 {%- endif -%}
 {%- endblock html_head_js -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
-
-# run last in the kernel: every live widget holding Plotly FigureWidgets → those figures as JSON
-SNAPSHOT_CELL = """\
-import json as _json, plotly.graph_objects as _go, plotly.io as _pio
-from ipywidgets.widgets.widget import _instances as _widgets
-
-def _figures(widget):
-    if isinstance(widget, _go.FigureWidget):
-        return [_pio.to_json(widget, validate=False)]
-    return [figure for child in getattr(widget, "children", ()) for figure in _figures(child)]
-
-print(_json.dumps({model_id: found for model_id, widget in list(_widgets.items()) if (found := _figures(widget))}))
 """
 
 SNAPSHOT_NOTE = (
@@ -72,32 +60,30 @@ WIDGET_NOTE = (
 )
 
 
-def run(notebook: nbformat.NotebookNode, folder: Path) -> dict[str, list[dict]]:
-    """Execute `notebook` in place; return the figures of every live widget, by widget model id."""
-    notebook.cells.append(nbformat.v4.new_code_cell(SNAPSHOT_CELL))
-    run_cells(notebook, folder)
-    probe = notebook.cells.pop()
-    printed = "".join(output.get("text", "") for output in probe.outputs if output.output_type == "stream")
-    return {model_id: [json.loads(figure) for figure in figures] for model_id, figures in json.loads(printed).items()}
-
-
 def figure_html(figure: dict) -> str:
     """An interactive plotly.js figure (plotly.js itself is loaded once, in the page's head)."""
     return pio.to_html(figure, include_plotlyjs=False, full_html=False, validate=False,
                        config={"displaylogo": False, "responsive": True})  # fmt: skip
 
 
-def make_static(notebook: nbformat.NotebookNode, snapshots: dict[str, list[dict]]) -> int:
-    """Turn Plotly figures into HTML and live widgets into their note (+ snapshots). Returns the figures made."""
+def make_static(notebook: nbformat.NotebookNode, snapshots: dict[str, dict]) -> int:
+    """Turn Plotly figures into HTML, the main explorer into its precomputed version and other live widgets into
+    their note (+ snapshots). Returns the figures made."""
     figures = 0
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY in data:
+                data.pop(PNG, None)  # the interactive figure replaces its static image
                 data["text/html"] = figure_html(data.pop(PLOTLY))
                 figures += 1
             elif WIDGET_VIEW in data:
-                shown = snapshots.get(data.pop(WIDGET_VIEW)["model_id"], [])
+                widget = snapshots.get(data.pop(WIDGET_VIEW)["model_id"], {})
+                if widget.get("offline"):
+                    data["text/html"] = widget["offline"]
+                    figures += 1
+                    continue
+                shown = widget.get("figures", [])
                 note = data.get("text/html", WIDGET_NOTE)
                 data["text/html"] = note + (SNAPSHOT_NOTE if shown else "") + "".join(map(figure_html, shown))
                 figures += len(shown)
@@ -115,12 +101,12 @@ def title(notebook: nbformat.NotebookNode, fallback: str) -> str:
 
 def export(path: Path, out: Path, *, execute: bool) -> tuple[Path, str, int]:
     notebook = nbformat.read(path, as_version=4)
-    snapshots = run(notebook, path.parent) if execute else {}
+    snapshots = run_with_snapshots(notebook, path, offline=True) if execute else {}
     figures = make_static(notebook, snapshots)
     notebook.metadata["title"] = title(notebook, path.stem)
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"epochviz.html.j2": TEMPLATE})])
     exporter.template_file = "epochviz.html.j2"
-    page, _ = exporter.from_notebook_node(notebook, resources={"plotly_js": get_plotlyjs() if figures else ""})
+    page, _ = exporter.from_notebook_node(notebook, resources={"plotly_js": bool(figures)})
     page = re.sub(r'href="(\d\d_\w+)\.ipynb', r'href="\1.html', page)  # links between notebooks
     target = out / f"{path.stem}.html"
     target.write_text(page, encoding="utf-8")
@@ -132,8 +118,10 @@ def write_index(out: Path, pages: list[tuple[Path, str, int]]) -> None:
     out.joinpath("index.html").write_text(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>epochviz notebooks</title></head>\n'
         '<body style="font-family:sans-serif;max-width:50em;margin:2em auto">\n<h1>epochviz notebooks</h1>\n'
-        f"<ol start=0>\n{items}\n</ol>\n<p>Start with the first. To play with the explorers, run the notebooks "
-        "(<code>make lab</code>).</p>\n</body></html>\n",
+        f"<ol start=0>\n{items}\n</ol>\n<p>Start with the first. These pages open from disk with no Python and no "
+        "network. Their main explorers are <b>precomputed</b>: their controls pick among runs trained ahead of time. "
+        "For the live explorers, with every setting, run the notebooks (<code>make lab</code>).</p>\n"
+        "</body></html>\n",
         encoding="utf-8",
     )
 
@@ -145,13 +133,22 @@ def main() -> None:
     parser.add_argument("--saved", action="store_true", help="export the saved outputs without running anything")
     arguments = parser.parse_args()
     arguments.out.mkdir(parents=True, exist_ok=True)
-    pages = []
-    for path in arguments.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        pages.append(export(path, arguments.out, execute=not arguments.saved))
+    arguments.out.joinpath("plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")  # one copy for every page
+    pages, failed = [], []
+    targets = arguments.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    for path in targets:
+        try:  # a notebook that fails is named, and the others are still exported
+            pages.append(export(path, arguments.out, execute=not arguments.saved))
+        except NotebookFailed as error:
+            print(f"FAILED: {error}", flush=True)
+            failed.append(str(error))
+            continue
         target, _, figures = pages[-1]
-        print(f"{target.relative_to(arguments.out.parent)}  {figures} figures, {target.stat().st_size / 1e6:.1f} MB")
-    if len(pages) > 1:
+        print(f"{target.name}  {figures} figures, {target.stat().st_size / 1e6:.1f} MB", flush=True)
+    if len(targets) > 1:
         write_index(arguments.out, pages)
+    if failed:
+        sys.exit("these notebooks have no page:\n  " + "\n  ".join(failed))
 
 
 if __name__ == "__main__":

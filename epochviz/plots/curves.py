@@ -54,15 +54,19 @@ def loss_curves(
         traces.append(_epoch_trace(run, x, label, colour))
         if show_validation:
             traces.append(_validation_trace(run, x, label, colour))
+        who = label if len(named) > 1 else None
         if run.diverged:
-            notes.append(_divergence_note(run, x, label if len(named) > 1 else None, colour))
+            notes.append(_divergence_note(run, x, who, colour))
+        elif run.blew_up or run.at_chance:  # finite, but not training: say so before a low-looking curve misleads
+            notes.append(_trouble_note(run, who, colour, len(notes)))
     first, span = named[0][1], max(np.max(trace["x"], initial=0.0) for trace in traces)
     # the bands follow the first run; in seconds, the slowest one, so the bands are not squeezed near 0
     banded = max((run for _, run in named), key=lambda run: run.elapsed_s) if x == "seconds" else first
     y_title = LOSS_TITLES[first.data.task]
     figure = layout(title=title, x_title=X_TITLES[x], y_title=y_title, shapes=epoch_marks(epoch_edges(banded, x), span))
     figure["annotations"] = notes
-    if notes:  # a diverging loss grows by many powers of ten before it stops being a number: use a log axis
+    if any(run.diverged or run.blew_up for _, run in named):
+        # a loss that blows up grows by powers of ten: on a log axis its later values do not look like 0
         figure["yaxis"] = {"type": "log", "exponentformat": "power", "title": {"text": f"{y_title}, log scale"}}
     return go.Figure(data=traces, layout=figure)
 
@@ -187,6 +191,23 @@ def _divergence_note(run: Run, x: str, who: str | None, colour: str) -> dict:
     # on a log axis plotly places annotations by the log10 of the value
     last = float(np.log10(run.steps["loss"].iloc[-1]))
     return {**note, **arrow, "x": float(step_x(run, x)[-1]), "y": last, "xref": "x", "yref": "y"}
+
+
+def _trouble_note(run: Run, who: str | None, colour: str, row: int) -> dict:
+    """A note in the plot's top left: the loss blew up while staying finite, or accuracy stayed at chance."""
+    if run.blew_up:
+        losses = run.steps["loss"]
+        text = (f"blew up: the loss rose to {losses.max():.2g}, {losses.max() / losses.iloc[0]:,.0f}× its start;<br>"
+                "lower values after that are not a trained model")  # fmt: skip
+    else:
+        text = ""
+    if run.at_chance:
+        text += ("<br>" if text else "") + f"accuracy stayed at chance ({run.chance_accuracy():.0%}): nothing learned"
+    return {
+        "text": f"{who}: {text}" if who else text, "x": 0.01, "y": 0.98 - 0.12 * row, "xref": "paper", "yref": "paper",
+        "xanchor": "left", "yanchor": "top", "align": "left", "showarrow": False, "font": {"color": colour},
+        "bgcolor": "rgba(255, 255, 255, 0.85)", "bordercolor": colour, "borderwidth": 1,
+    }  # fmt: skip
 
 
 def _distance_trace(run: Run, label: str, colour: str) -> dict:

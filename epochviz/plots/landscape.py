@@ -105,6 +105,22 @@ class Bowl:
     def loss(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a * a * self.xx + 2 * a * b * self.x + b * b - 2 * a * self.xy - 2 * b * self.y + self.yy
 
+    @property
+    def curvature(self) -> float:
+        """L: how sharply the bowl curves along its steepest direction (the largest eigenvalue of its Hessian).
+
+        On a bowl, plain gradient descent (one full batch per step) with learning rate lr multiplies
+        the distance to the bottom along that direction by (1 − lr·L) at every step. Below 1/L the
+        weights creep in from one side; between 1/L and 2/L the factor is negative but smaller than
+        1 in size, so every step overshoots the bottom and still lands closer (a zig-zag that
+        converges); above 2/L every step lands further out than it started, and the run diverges.
+
+        >>> bowl = Bowl(x=0.0, y=0.0, xx=1.0, xy=0.0, yy=0.0)  # x with mean 0 and mean square 1
+        >>> bowl.curvature  # the loss a²·1 + b² curves by 2 along both a and b
+        2.0
+        """
+        return float(np.linalg.eigvalsh(2 * np.array([[self.xx, self.x], [self.x, 1.0]])).max())
+
     def best(self) -> np.ndarray:
         """The bottom of the bowl, (a, b) of the least-squares line: where both slopes of the loss are 0.
 

@@ -1,4 +1,4 @@
-"""What the memory of one training step is made of, per batch size: a bigger batch needs more, but only in part.
+"""What the device memory of a training step is made of, per batch size: a bigger batch needs more, but only in part.
 
 It draws `Footprint` records (from `epochviz.footprint`); nothing here measures.
 """
@@ -19,22 +19,23 @@ MEMORY_PARTS = {  # Footprint field → (legend name, colour)
     "grads": ("gradients", OTHER_COLOURS[1]),
     "optimizer_state": ("optimizer state", OTHER_COLOURS[2]),
     "activations": ("activations", "#7F7F7F"),
+    "data": ("data (training + validation samples)", OTHER_COLOURS[3]),
 }
 
 
 def memory_bars(footprints: Sequence[Footprint], budget_mb: float | None = None) -> go.Figure:
-    """Memory one training step needs, per batch size, split into what it is made of.
+    """Device memory a run needs during one training step, per batch size, split into what it is made of.
 
-    Each bar stacks parameters, gradients, optimizer state and activations (in MB). With a
+    Each bar stacks parameters, gradients, optimizer state, activations and the data (in MB). With a
     `budget_mb`, a line marks the memory budget and bars above it are hatched and say
     "does not fit".
 
     >>> import epochviz as ev
     >>> memory_bars([ev.footprint("mlp", ev.moons(), b) for b in (32, 1024, 65536)], budget_mb=10)  # doctest: +SKIP
 
-    What to notice: only the activations grow with the batch size; parameters, gradients and
-    optimizer state stay the same, so a smaller batch (or accumulating micro-batches) is how
-    a model that does not fit is made to fit.
+    What to notice: only the activations grow with the batch size; parameters, gradients,
+    optimizer state and data stay the same, so a smaller batch (or accumulating micro-batches)
+    is how a model that does not fit is made to fit.
     """
     if isinstance(footprints, Footprint) or not isinstance(footprints, Sequence):
         raise TypeError("footprints must be a list of Footprints (from epochviz.footprint).")
@@ -62,7 +63,7 @@ def memory_bars(footprints: Sequence[Footprint], budget_mb: float | None = None)
         }
         for part, (name, colour) in MEMORY_PARTS.items()
     ]
-    figure = layout(title=None, x_title="batch size", y_title="memory per training step (MB)")
+    figure = layout(title=None, x_title="batch size", y_title="device memory during a step (MB)")
     figure["barmode"], figure["xaxis"]["type"] = "stack", "category"
     if budget_mb is not None:
         figure["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": budget_mb,

@@ -1,8 +1,9 @@
 """The order in which each epoch visits the training samples, cut into its batches.
 
 One row per epoch, one cell per position in the epoch, coloured by which training sample sits
-there. An epoch is a complete pass, so every row holds every sample exactly once; shuffling only
-changes where each sample sits, and the batch size only where the cuts between batches fall.
+there (or by its class). An epoch is a complete pass, so every row holds every sample exactly
+once; shuffling only changes where each sample sits, and the batch size only where the cuts
+between batches fall.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from .style import FONT_SIZE, HEIGHT, layout
 SAMPLE_COLOURS = "Viridis"  # a sequential, colour-blind-safe scale: neighbouring sample numbers look alike
 BOUNDARY_LIMIT = 64  # up to this many batches per epoch, a line marks each cut; more would hide the cells
 ROW_HEIGHT = 190  # pixels per run beyond the second, so a stack of runs keeps readable rows
+COLOUR_BY = ("sample", "class")  # what a cell's colour shows: the training sample's number, or its class
 
 
-def sample_orders(runs: Run | Sequence[Run] | Mapping[str, Run], epochs: int = 3, *,
+def sample_orders(runs: Run | Sequence[Run] | Mapping[str, Run], epochs: int = 3, *, colour_by: str = "sample",
                   title: str | None = None) -> go.Figure:  # fmt: skip
     """Which training sample each epoch visits at each position, with the batches marked.
 
@@ -31,7 +33,9 @@ def sample_orders(runs: Run | Sequence[Run] | Mapping[str, Run], epochs: int = 3
     first `epochs` epochs the run has trained, or started), one cell per position: its colour is the
     number of the training sample visited there (0 … N−1, in the training split). White lines
     cut each row into its batches; each batch is one optimizer step. With `drop_last=True` the
-    positions of the dropped last batch stay blank.
+    positions of the dropped last batch stay blank. `colour_by="class"` colours each cell by the
+    class of the sample there instead (classification runs only), which shows what each batch
+    holds: on a dataset sorted by label (`Dataset.sorted_by_label`) without shuffling, one class.
 
     >>> import epochviz as ev
     >>> runs = {"shuffled": ev.train("moons", epochs=3), "not shuffled": ev.train("moons", epochs=3, shuffle=False)}
@@ -42,7 +46,13 @@ def sample_orders(runs: Run | Sequence[Run] | Mapping[str, Run], epochs: int = 3
     it an epoch), and a bigger batch size means fewer, wider batches in the same row.
     """
     checks.whole("epochs", epochs, minimum=1)
+    checks.choice("colour_by", colour_by, COLOUR_BY)
     named = named_runs(runs)
+    if colour_by == "class":
+        for label, run in named:
+            if run.data.task != "classification":
+                raise ValueError(f"colour_by='class' needs classification runs; {label!r} trained on "
+                                 f"{run.data.name!r}, a {run.data.task} dataset. Use colour_by='sample'.")  # fmt: skip
     titles = [f"{label}: {_batches(run)}" if len(named) > 1 else _batches(run) for label, run in named]
     figure = make_subplots(rows=len(named), cols=1, shared_xaxes=True, vertical_spacing=0.12 / len(named),
                            subplot_titles=titles)  # fmt: skip
@@ -52,7 +62,10 @@ def sample_orders(runs: Run | Sequence[Run] | Mapping[str, Run], epochs: int = 3
     figure.update_annotations(font={"size": FONT_SIZE}, xanchor="left", x=0)  # the panel titles, over each panel
     largest = max(len(run.train_indices) for _, run in named)
     for row, (label, run) in enumerate(named, start=1):
-        figure.add_trace(_order_heatmap(run, epochs, label, largest, colour_bar=row == 1), row=row, col=1)
+        heatmap = _order_heatmap(run, epochs, label, largest, colour_bar=row == 1)
+        if colour_by == "class":
+            heatmap = _by_class(heatmap, run)
+        figure.add_trace(heatmap, row=row, col=1)
         for cut in _batch_cuts(run):
             figure.add_vline(x=float(cut), line={"color": "white", "width": 4}, row=row, col=1)
         figure.update_yaxes(autorange="reversed", row=row, col=1)  # epoch 1 on top: time runs down the page
@@ -87,6 +100,24 @@ def _order_heatmap(run: Run, epochs: int, label: str, largest: int, *, colour_ba
         "showscale": colour_bar, "colorbar": {"title": {"text": "training<br>sample #"}, "thickness": 15},
         "hovertemplate": "%{y}, position %{x} (batch %{customdata})<br>visits training sample %{z:.0f}"
                          f"<extra>{label}</extra>",
+    }  # fmt: skip
+
+
+def _by_class(heatmap: dict, run: Run) -> dict:
+    """`heatmap` recoloured by the class of the sample at each cell; the hover still names the sample."""
+    samples = heatmap["z"]
+    visited = ~np.isnan(samples)
+    labels = run.data.y[run.train_indices].numpy()
+    classes = np.full(samples.shape, np.nan)
+    classes[visited] = labels[samples[visited].astype(int)]
+    names = run.data.classes
+    return {
+        **heatmap, "z": classes, "zmin": 0, "zmax": max(len(names) - 1, 1),
+        "customdata": np.stack([heatmap["customdata"], samples], axis=-1),
+        "colorbar": {"title": {"text": "class"}, "thickness": 15, "tickvals": list(range(len(names))),
+                     "ticktext": list(names)},
+        "hovertemplate": "%{y}, position %{x} (batch %{customdata[0]})<br>visits training sample "
+                         f"%{{customdata[1]:.0f}}, of class %{{z:.0f}}<extra>{heatmap['name']}</extra>",
     }  # fmt: skip
 
 

@@ -20,12 +20,15 @@ from ..policies import POLICIES
 PALETTE = ("#0072B2", "#E69F00", "#D55E00", "#CC79A7", "#009E73", "#56B4E9", "#000000", "#F0E442")  # Okabe–Ito
 RESET_COLOURS = {name: policy.colour for name, policy in POLICIES.items()}  # each reset policy keeps its own
 OTHER_COLOURS = tuple(colour for colour in PALETTE if colour not in RESET_COLOURS.values())  # for everything else
+# A decision boundary colours the classes of one run, whose reset mode its title names: orange and sky blue
+# first, the pair told apart best, then the rest of the palette, black last, since points are outlined in it
+CLASS_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#F0E442", "#0072B2", "#D55E00", "#000000")
 FONT_SIZE = 16  # pixels; smaller text is lost on a projector
 HEIGHT = 460  # pixels; fixed, because widgets inside VBox/HBox otherwise guess a wrong size
 EPOCH_LINE_WIDTH = 3  # per-epoch curves, the ones the learner should follow
 MAX_POINTS = 4000  # per-step traces longer than this are thinned for display (see `decimate`)
 BAND_LIMIT = 40  # up to this many epochs each gets a shaded band; above, a line every few epochs
-LABEL_LIMIT = 10  # bands narrower than 1/LABEL_LIMIT of the x range are too narrow to say "epoch k"
+LABEL_LIMIT = 8  # at most this many "epoch k" labels across the x range: each needs ~60 px of an 800 px figure
 BAND_SHADE = "rgba(0, 0, 0, 0.06)"
 LOSS_TITLES = {"classification": "loss (cross-entropy)", "regression": "loss (mean squared error)"}  # y axis, by task
 
@@ -91,18 +94,26 @@ def layout(*, title: str | None, x_title: str, y_title: str, shapes: list[dict] 
 def epoch_marks(edges: np.ndarray, span: float | None = None) -> list[dict]:
     """Shapes marking the epochs along x; `edges[0]` is where training starts, `edges[k]` where epoch k ends.
 
-    Up to BAND_LIMIT epochs, alternate epochs are shaded, and each band says "epoch k" when
-    every band is at least 1/LABEL_LIMIT of `span` (the width of the drawn x range, by default
-    the epochs' own). Beyond BAND_LIMIT, a thin line every 5, 10, 20… epochs keeps it legible.
+    Up to BAND_LIMIT epochs, alternate epochs are shaded, and bands say "epoch k" no closer
+    together than 1/LABEL_LIMIT of `span` (the width of the drawn x range, by default the
+    epochs' own): every band, or every 2nd, 5th, 10th… when they are narrower, so labels never
+    run into each other. Beyond BAND_LIMIT, a thin line every 5, 10, 20… epochs keeps it legible.
     They go in `layout.shapes`, so a live figure can swap them in one assignment.
     """
     epochs = len(edges) - 1
     if epochs <= BAND_LIMIT:
         span = edges[-1] - edges[0] if span is None else span
-        labelled = epochs > 0 and np.diff(edges).min() * LABEL_LIMIT >= span
-        return [_band(k, edges[k - 1], edges[k], labelled=labelled) for k in range(1, epochs + 1)]
+        every = _label_stride(np.diff(edges).min() if epochs else 0.0, span, epochs)
+        return [_band(k, edges[k - 1], edges[k], labelled=k % every == 0) for k in range(1, epochs + 1)]
     every = next(stride for stride in _one_two_five() if epochs / stride <= BAND_LIMIT // 2)
     return [_line(edges[k]) for k in range(every, epochs + 1, every)]
+
+
+def _label_stride(narrowest: float, span: float, epochs: int) -> int:
+    """Label every n-th band (1, 2, 5, 10…) so labels stand at least span / LABEL_LIMIT apart; past `epochs`: none."""
+    if narrowest <= 0 or span <= 0:
+        return epochs + 1
+    return next(stride for stride in _one_two_five() if stride > epochs or narrowest * stride * LABEL_LIMIT >= span)
 
 
 def _band(epoch: int, start: float, end: float, *, labelled: bool) -> dict:

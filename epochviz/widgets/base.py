@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 
+from . import front_end
 from .worker import LatestWins
 
 CACHE_SIZE = 32  # results kept per explorer (a few MB at most for these small runs)
@@ -55,8 +57,9 @@ class Explorer:
     `wait()` (block until nothing is computing); displaying an explorer shows it all.
     """
 
-    def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int = 860) -> None:
+    def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int | None = 860) -> None:
         self.controls = controls
+        front_end.prepare()
         self.figure = go.FigureWidget(layout={"height": height, "width": width})
         self.status = widgets.HTML()
         self.status.add_class("epochviz-status")  # stable hooks for styling and for the browser tests
@@ -103,6 +106,13 @@ class Explorer:
     def render(self, request: Request, result: Any) -> go.Figure:
         raise NotImplementedError
 
+    def draw_beside(self, request: Request, result: Any) -> None:
+        """Called after every draw of `figure`: an explorer with a second figure redraws it here."""
+
+    def figures(self) -> tuple[go.FigureWidget, ...]:
+        """Every FigureWidget the explorer draws in (`figure`, and any drawn by `draw_beside`)."""
+        return (self.figure,)
+
     def describe(self, request: Request, result: Any) -> tuple[str, str]:
         """The status line and the message (empty when all is well) for a drawn result."""
         return "", ""
@@ -112,9 +122,8 @@ class Explorer:
         return "<i>training…</i>", ""
 
     def layout(self) -> widgets.Widget:
-        """The whole explorer as one widget; subclasses arrange their controls."""
-        return widgets.VBox([*self.controls.values(), widgets.HBox([self.progress, self.status]), self.message,
-                             self.figure])  # fmt: skip
+        """The whole explorer as one widget; subclasses arrange their controls (and show `progress` if they fill it)."""
+        return widgets.VBox([*self.controls.values(), self.status, self.message, self.figure])
 
     # --- driving it ----------------------------------------------------------------------------
 
@@ -163,10 +172,11 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs) -> dict:
         """The live widget, plus a short text and an HTML note for places that cannot run it."""
         with self._lock:
-            _keep_for_new_views(self.figure)
+            for figure in self.figures():
+                _keep_for_new_views(figure)
         whole = self.layout()
         whole.add_class("epochviz-explorer")
-        bundle = whole._repr_mimebundle_(**kwargs)
+        bundle = front_end.view_bundle(whole, **kwargs)
         bundle["text/plain"] = f"{type(self).__name__}: run this notebook to play with it."
         bundle["text/html"] = PLACEHOLDER.format(name=html.escape(type(self).__name__))
         return bundle
@@ -237,9 +247,11 @@ class Explorer:
                 return
             self.before_draw(request, result)
             sync_figure(self.figure, self.render(request, result))
+            self.draw_beside(request, result)
             self._last_draw = time.perf_counter()
             if final:
-                _keep_for_new_views(self.figure)
+                for figure in self.figures():
+                    _keep_for_new_views(figure)
                 self.status.value, message = self.describe(request, result)
                 if message:
                     self.message.value = _box(message, "#fff4e5", "#E69F00", "epochviz-note")
@@ -255,8 +267,16 @@ class Explorer:
 
 
 def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
-    """Make `widget` show `figure`, changing its traces in place when their kinds still match."""
-    fresh = [{k: v for k, v in trace.to_plotly_json().items() if k != "uid"} for trace in figure.data]
+    """Make `widget` show `figure`, changing its traces in place when their kinds still match.
+
+    What reaches the widget holds plain lists, never NumPy arrays. Plotly's browser side answers
+    a figure it was sent as typed arrays with "deltas" in which an array that it redrew differently
+    comes back as a dict of its changed elements, and its Python side then tests that array's
+    truth (`if not value` in `BaseFigureWidget._remove_overlapping_props`): a ValueError ("the
+    truth value of an array … is ambiguous") that only the log console shows. Lists avoid it
+    (plotly/plotly.py#4160 reports the error without a cause).
+    """
+    fresh = [{k: v for k, v in plain(trace.to_plotly_json()).items() if k != "uid"} for trace in figure.data]
     same_shape = len(widget.data) == len(fresh) and all(
         set(old.to_plotly_json()) - {"uid"} == set(new) for old, new in zip(widget.data, fresh, strict=True)
     )
@@ -266,9 +286,20 @@ def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
                 old.update(new, overwrite=True)
         else:
             widget.data = []
-            widget.add_traces(figure.data)
+            widget.add_traces(fresh)
         size = {"height": widget.layout.height, "width": widget.layout.width}
-        widget.layout = figure.layout.update(size, overwrite=True)
+        widget.layout = go.Layout(plain(figure.layout.to_plotly_json())).update(size, overwrite=True)
+
+
+def plain(value: Any) -> Any:
+    """`value` with every NumPy array (at any depth of dicts and lists) turned into a list."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
 
 
 def _keep_for_new_views(figure: go.FigureWidget) -> None:

@@ -22,7 +22,9 @@ from ..run import Run
 from ..train import resume, train
 from . import controls as make
 from .base import Explorer, Request
+from .boundary_panel import BoundaryPanel
 
+CURVE_WIDTH = 600  # pixels: the loss curve beside the controls on a projector, below them in an 800 px window
 GHOSTS = 3  # earlier settings kept on the figure, faded
 RUN_SETTINGS = ("dataset", "batch_size", "lr", "optimizer", "reset", "shuffle", "seed")  # what a trained run depends on
 # Above this many optimizer steps a setting is slow: about 10 s at the ~2 000 steps a second these small networks
@@ -85,7 +87,11 @@ class RunExplorer(Explorer):
             "x": make.x_axis_buttons(x),
             "compare": make.compare_checkbox(compare),
         }
-        super().__init__(controls)
+        # 600 px: beside the controls on a projector (JupyterLab's 1280 px leaves ~1 000 for a notebook), and
+        # within an 800 px window below them. (A width that follows the page is left at plotly's 700 px when the
+        # figure is first drawn before JupyterLab lays its cell out, cut off under its neighbour.)
+        super().__init__(controls, width=CURVE_WIDTH)
+        self.panel = BoundaryPanel(height=self.figure.layout.height)
         self.iterations = widgets.HTML()
         self.shown_controls = _names("show", show, controls) if show is not None else tuple(controls)
         actions = {
@@ -136,6 +142,11 @@ class RunExplorer(Explorer):
 
     # --- the Explorer contract -----------------------------------------------------------------
 
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset the controls have chosen."""
+        return self._dataset(self.controls["dataset"].value)
+
     def request(self) -> Request:
         values = {name: control.value for name, control in self.controls.items()}
         modes = RESETS if values["compare"] else (values["reset"],)
@@ -166,6 +177,10 @@ class RunExplorer(Explorer):
         shown = {f"reset: {mode}": _up_to(run, values["epochs"]) for mode, run in result.items()}
         figure = plots.loss_curves(shown, x=values["x"], title=_title(values))
         if self._ghosts:
+            # the x axis follows the setting on screen: a longer ghost is cut at its edge, and the epoch bands
+            # (labelled for this range) keep their room
+            end = max(max(trace.x, default=0.0) for trace in figure.data)
+            figure.update_xaxes(range=[-0.02 * end, 1.02 * end])
             faded = plots.loss_curves(dict(self._ghosts), x=values["x"], show_steps=False, show_validation=False)
             for (label, _), trace in zip(self._ghosts, faded.data, strict=True):  # one epoch curve per ghost
                 trace.update(name=label, opacity=0.35, line={"dash": "dot"}, legendgroup="ghosts",
@@ -203,6 +218,8 @@ class RunExplorer(Explorer):
                 f"{request.values['lr']:.3g} is too large here, so each step overshoots and the weights blow up. "
                 f"The run stops there. Try a smaller learning rate."
             )
+        elif troubled := [r for r in result.values() if r.blew_up or r.at_chance]:
+            message = _not_learning(troubled[0], request.values["lr"])
         return status, message
 
     def announce(self, request: Request) -> tuple[str, str]:
@@ -233,19 +250,34 @@ class RunExplorer(Explorer):
                               f"training samples").replace(",", "\u2009")  # fmt: skip
         self._update_iterations()
 
-    def layout(self) -> widgets.Widget:
-        def column(*names: str) -> widgets.VBox:
-            parts = [self.controls[name] for name in names if name in self.shown_controls]
-            if "batch_size" in self.shown_controls and "batch_size" in names:
-                parts.insert(parts.index(self.controls["batch_size"]) + 1, self.iterations)
-            return widgets.VBox(parts)
+    def draw_beside(self, request: Request, result: dict[str, Run]) -> None:
+        """The boundary panel: the run on screen (with "compare", the selected reset mode's) at the same epoch."""
+        run = self.run
+        self.panel.show(run, f"reset: {run.config.reset}")
 
-        return widgets.VBox([
-            widgets.HBox([column("dataset", "epochs", "batch_size", "lr"), column("optimizer", "seed", "shuffle",
-                                                                                   "compare")]),
-            column("reset", "x"), widgets.HBox(list(self.buttons.values())),
-            widgets.HBox([self.progress, self.status]), self.message, self.figure,
-        ])  # fmt: skip
+    def figures(self) -> tuple:
+        return (self.figure, self.panel.figure)
+
+    def layout(self) -> widgets.Widget:
+        """Controls in a column beside the loss curve, the boundary below the curve; a narrow page wraps the figures
+        below the controls.
+
+        On a projector (1280 × 720) the sliders and the whole figure fit on the screen at once.
+        """
+
+        def shown(*names: str) -> list[widgets.Widget]:
+            return [self.controls[name] for name in names if name in self.shown_controls]
+
+        iterations = [self.iterations] if "batch_size" in self.shown_controls else []
+        checkboxes = widgets.HBox(shown("shuffle", "compare"), layout=widgets.Layout(flex_flow="row wrap"))
+        buttons = widgets.HBox(list(self.buttons.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        controls = widgets.VBox([
+            *shown("dataset", "epochs", "batch_size"), *iterations, *shown("lr", "optimizer", "seed"), checkboxes,
+            *shown("reset", "x"), buttons, widgets.HBox([self.progress, self.status]), self.message,
+        ], layout=widgets.Layout(width="27em", flex="0 0 auto"))  # fmt: skip
+        figures = widgets.VBox([self.figure, self.panel.box], layout=widgets.Layout(flex="0 0 auto"))
+        return widgets.HBox([controls, figures],
+                            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))  # fmt: skip
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -314,6 +346,23 @@ def explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
     saw-tooth that never gets better.
     """
     return RunExplorer(data, **defaults)
+
+
+def _not_learning(run: Run, lr: float) -> str:
+    """What the learner must hear about a finite run that blew up, or whose accuracy stayed at chance."""
+    chance = f"{run.chance_accuracy():.0%}, what always answering the largest class gets"
+    if run.blew_up:
+        losses = run.steps["loss"]
+        guessing = f" Its accuracy stayed at chance ({chance})." if run.at_chance else ""
+        return (
+            f"This run blew up without becoming infinite: its loss rose to {losses.max():.2g} from "
+            f"{losses.iloc[0]:.2g}, so the lower values after that are not a trained model.{guessing} A learning "
+            f"rate of {lr:.3g} overshoots here; try a smaller one."
+        )
+    return (
+        f"Accuracy never rose above chance ({chance}): the model has learned nothing yet. Too small a learning rate "
+        f"learns too slowly, too large a one overshoots; try another, or more epochs."
+    )
 
 
 def _up_to(run: Run, epochs: int) -> Run:

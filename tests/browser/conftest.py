@@ -153,8 +153,39 @@ def voila(browser, tmp_path_factory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("voila")
     port, token = _free_port(), secrets.token_hex(24)
     argv = [sys.executable, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", "--strip_sources=True",
-            f"--port={port}", f"--Voila.token={token}", str(NOTEBOOKS)]  # fmt: skip
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+            "--template=epochviz", f"--port={port}", f"--Voila.token={token}", VOILA_SKIPS, str(NOTEBOOKS)]  # fmt: skip
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_PATH": str(ROOT / "tools" / "jupyter")}
     server = _start(argv, "/", port, token, home / "voila.log", env)
     yield server
     _stop(server.process)
+
+
+# Voilà loads every JupyterLab extension installed, and Notebook 7's (`@jupyter-notebook/lab-extension`, for
+# JupyterLab's "Open in Notebook") fails in its page: "The getter for the shared module is not a function"
+VOILA_SKIPS = "--VoilaConfiguration.extension_denylist=['@jupyter-notebook/lab-extension']"
+
+
+@pytest.fixture(scope="session")
+def notebook7(browser, tmp_path_factory) -> Iterator[Server]:
+    """Jupyter Notebook 7 (`jupyter notebook`) serving notebooks/, with the same settings as the `lab` fixture."""
+    pytest.importorskip("notebook", minversion="7", reason="Notebook 7 is not installed (it is in the `lab` extra)")
+    home = tmp_path_factory.mktemp("notebook7")
+    for name, values in LAB_SETTINGS.items():  # Notebook 7 is built from JupyterLab's plugins: same settings
+        path = home / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = _free_port(), secrets.token_hex(24)
+    argv = [
+        sys.executable, "-m", "notebook", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={NOTEBOOKS}",
+        f"--JupyterNotebookApp.user_settings_dir={home / 'settings'}",
+        f"--JupyterNotebookApp.workspaces_dir={home / 'workspaces'}",
+        "--JupyterNotebookApp.expose_app_in_browser=True",  # window.jupyterapp: run all cells and wait for them
+        *(["--allow-root"] if os.geteuid() == 0 else []),
+    ]  # fmt: skip
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+    server = _start(argv, "/api/status", port, token, home / "notebook7.log", env)
+    try:
+        yield server
+    finally:
+        _stop(server.process)

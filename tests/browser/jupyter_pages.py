@@ -108,6 +108,15 @@ def error_outputs(page: Page) -> list[str]:
     return page.evaluate(_ERRORS)
 
 
+def log_console(page: Page) -> str:
+    """What JupyterLab's log-console status item says: empty while the log holds nothing.
+
+    Errors raised outside any cell (in a widget's callback, say) land in that log, with only a
+    count in the status bar to show for them; a test that uses explorers must see it empty.
+    """
+    return page.evaluate("() => document.querySelector('.jp-LogConsoleStatusItem')?.innerText ?? ''").strip()
+
+
 def wait_for_figures(page: Page, at_least: int = 1, timeout_s: float = 60) -> int:
     """Wait until `at_least` Plotly figures are drawn with data; return how many there are."""
     page.wait_for_function(f"() => ({_FIGURES})() >= {at_least}", timeout=timeout_s * 1000)
@@ -291,3 +300,81 @@ def hover_and_zoom(page: Page, plot: Locator) -> dict:
     except Exception:
         return {"hover": hover, "zoomed": False}
     return {"hover": hover, "zoomed": True}
+
+
+# --- the explorer on a projector: what is on screen, and the boundary beside the curve ----------------------------
+
+_BOUNDARY = """() => {
+    const plot = document.querySelector('[data-test-explorer] .epochviz-boundary .js-plotly-plot');
+    if (!plot || !plot._fullData || !plot._fullData.length) return null;
+    return {title: plot._fullLayout.title.text, z: JSON.stringify(plot._fullData[0].z).length + ':' +
+            JSON.stringify(plot._fullData[0].z).slice(0, 2000)};
+}"""
+
+_ON_SCREEN = """() => {
+    // the explorer's controls and every figure in it, as boxes in the viewport (CSS pixels)
+    const root = document.querySelector('[data-test-explorer]');
+    const box = node => { const r = node.getBoundingClientRect();
+                          return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; };
+    return {viewport: {width: window.innerWidth, height: window.innerHeight},
+            controls: Array.from(root.querySelectorAll('.widget-slider, .widget-dropdown, .widget-toggle-buttons'))
+                .map(box),
+            // the loss curve (the boundary panel may sit below it, a scroll away)
+            figures: Array.from(root.querySelectorAll('.js-plotly-plot .main-svg:first-child'))
+                .filter(svg => !svg.closest('.epochviz-boundary')).map(box),
+            // a figure drawn wider than the box that holds it is cut off (or hidden under its neighbour)
+            clipped: Array.from(root.querySelectorAll('.js-plotly-plot')).filter(plot => {
+                const svg = plot.querySelector('.main-svg'), holder = plot.closest('.widget-box') || plot.parentElement;
+                return svg && svg.getBoundingClientRect().right > holder.getBoundingClientRect().right + 1;
+            }).map(plot => plot.closest('.epochviz-boundary') ? 'boundary' : 'curve')};
+}"""
+
+
+def boundary_state(page: Page) -> dict | None:
+    """The boundary panel's title and (the start of) its z, or None when the panel shows nothing."""
+    return page.evaluate(_BOUNDARY)
+
+
+def outside_viewport(page: Page, explorer: Locator) -> list[str]:
+    """What of the explorer's controls and figures lies outside the viewport, with the explorer scrolled to its top."""
+    explorer.evaluate("root => root.scrollIntoView({block: 'start'})")
+    shown = page.evaluate(_ON_SCREEN)
+    width, height = shown["viewport"]["width"], shown["viewport"]["height"]
+    return [f"{kind} is drawn wider than its box and cut off" for kind in shown["clipped"]] + [
+        f"{kind} {i}: {box}"
+        for kind in ("controls", "figures")
+        for i, box in enumerate(shown[kind])
+        if box["left"] < -1 or box["top"] < -1 or box["right"] > width + 1 or box["bottom"] > height + 1
+    ]
+
+
+# Notebook 7: waits for the notebook's kernel, runs Run ▸ Run All Cells and waits until the kernel is idle again;
+# reports in window.__notebook: {phase: loading → kernel → running → done | failed, error}.
+NOTEBOOK7_RUN_ALL = """async (name) => {
+    const state = window.__notebook = {phase: 'loading', error: null};
+    const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+    const current = () => window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const idle = panel => {
+        const session = panel.sessionContext.session;
+        return session && session.kernel && session.kernel.status === 'idle';
+    };
+    try {
+        while (!(current() && current().context && current().context.path === name)) await sleep(200);
+        const app = window.jupyterapp, panel = current();
+        state.phase = 'kernel';
+        await panel.context.ready;
+        while (!idle(panel)) {
+            const accept = document.querySelector('.jp-Dialog .jp-mod-accept');
+            if (accept) accept.click();  // "Select Kernel": take the one proposed (the notebook's python3)
+            await sleep(200);
+        }
+        state.phase = 'running';
+        await app.commands.execute('notebook:run-all-cells');
+        while (!idle(panel)) await sleep(100);
+        state.phase = 'done';
+    } catch (error) {
+        state.phase = 'failed';
+        state.error = String(error);
+    }
+    return state;
+}"""

@@ -8,8 +8,11 @@ import sys
 from types import SimpleNamespace
 
 import nbformat
+import numpy as np
 import pytest
 from jupyter_pages import ROOT, hover_and_zoom, notebooks, wait_for_figures
+
+import epochviz as ev
 
 pytestmark = pytest.mark.browser
 
@@ -85,14 +88,40 @@ def test_exported_page_works_offline(site, offline, name):
     _check_offline_page(offline, site / f"{name}.html", figures)
 
 
-def test_an_explorer_is_exported_as_its_note_and_a_snapshot(offline, tmp_path):
-    """Run a notebook holding an explorer (as `make html` does), and find its figure in the page."""
+def _explorer_page(offline, tmp_path, source: str) -> None:
+    """Run a notebook holding an explorer (as `make html` does) and open its page, offline."""
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell('import epochviz as ev\nev.explorer("moons", epochs=4)')]
+    notebook.cells = [nbformat.v4.new_code_cell(f"import epochviz as ev\n{source}")]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, tmp_path / "01_explorer.ipynb")
     _export("--out", str(tmp_path), str(tmp_path / "01_explorer.ipynb"))
     _check_offline_page(offline, tmp_path / "01_explorer.html", figures=1)
+
+
+def test_the_main_explorer_is_precomputed_and_its_labelled_controls_redraw_what_train_computes(offline, tmp_path):
+    _explorer_page(offline, tmp_path, 'ev.explorer("moons", epochs=4)')
+    page = offline.page
+    assert "Precomputed explorer" in page.inner_text("body") and "make lab" in page.inner_text("body")
+    shown = "() => document.querySelector('.epochviz-offline-figure').data.map(trace => trace.y)"
+    for reset, batch_size, lr, seed in (("never", 32, 0.1, 0), ("weights", 16, 0.316, 1), ("reinit", 64, 0.0316, 0)):
+        for setting, label, value in (("reset", "reset", reset), ("batch_size", "batch size", batch_size),
+                                      ("lr", "learning rate", lr), ("seed", "seed", seed)):  # fmt: skip
+            page.get_by_label(label, exact=True).select_option(str(value))
+            assert page.locator(f"[data-setting={setting}]").input_value() == str(value)
+        steps, epochs, validation = page.evaluate(shown)
+        run = ev.train("moons", epochs=4, reset=reset, batch_size=batch_size, lr=lr, seed=seed)
+        np.testing.assert_allclose(steps, run.steps["loss"], rtol=1e-4)
+        np.testing.assert_allclose(epochs, run.epochs["train_loss"], rtol=1e-4)
+        np.testing.assert_allclose(validation, run.epochs["val_loss"], rtol=1e-4)
+    page.get_by_label("epochs").fill("2")  # fewer epochs: the first epochs of the same runs
+    steps, epochs, _ = page.evaluate(shown)
+    assert len(epochs) == 2 and len(steps) == 2 * 5
+    assert "epoch 2 · 5 steps per epoch · 640 samples seen" in page.inner_text(".epochviz-offline-status")
+    assert offline.blocked == [] and offline.errors == []
+
+
+def test_any_other_explorer_is_exported_as_its_note_and_a_snapshot(offline, tmp_path):
+    _explorer_page(offline, tmp_path, "ev.widgets.LandscapeExplorer(epochs=3)")
     text = offline.page.inner_text("body")
     assert "an interactive explorer appears here" in text
     assert "snapshot" in text

@@ -136,7 +136,7 @@ def test_explorer_reacts_to_sliders_and_shows_the_saw_tooth(start_here):
 
     never = _first_and_last_losses(traces(start_here))
     assert never["later_epochs_start"] < never["first_epoch_starts"] - 0.1  # real training: epoch 2+ starts lower
-    reset = explorer.get_by_role("button", name="weights: start over")  # ToggleButtons are buttons too
+    reset = explorer.get_by_role("button", name="weights: restored")  # ToggleButtons are buttons too
     redraw(start_here, reset.click)
     weights = _first_and_last_losses(traces(start_here))
     assert all(jump > 0 for jump in weights["jumps"]), f"the loss must jump up at every epoch start: {weights}"

@@ -1,0 +1,532 @@
+"""Watch a learner's own PyTorch loop, unchanged, and say whether it resets anything between epochs.
+
+    with Watcher() as w:                 # `ev.watch()` is this, plus a live figure in a notebook
+        for epoch in range(5):           # the learner's loop, exactly as they wrote it
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss_fn(model(x), y).backward()
+                optimizer.step()
+    w.findings                           # what it found (loop_checks.Finding), [] for a correct loop
+    w.run.steps, w.run.epochs            # what the loop did, step by step and epoch by epoch
+
+How it sees a loop it did not write, with no edit to it, while the `with` block runs:
+- every optimizer step: torch.optim's global step pre- and post-hooks (any optimizer, Lightning's too);
+- the loss: the tensor that `.backward()` is called on. torch has no global backward hook, so
+  `torch.autograd.backward`, which `Tensor.backward` calls, is wrapped;
+- the batch and train/eval mode: a global forward pre-hook sees each outermost module call;
+- epochs: one pass over a torch `DataLoader` in which the optimizer steps (`DataLoader.__iter__` is
+  wrapped to see passes begin), or `w.epoch()` at the end of each epoch where a loop uses none.
+Every hook and wrapper is removed on exit, also after an exception or Ctrl-C. Watching only reads the
+loop's tensors (and copies some), so it changes no number the loop computes.
+
+Findings are judged by values, never by object identity: a model rebuilt from a state dict, or an
+optimizer given back its state, continues; the same weights as at the start, or new ones, are a reset.
+Identity only says when values need comparing at all (untouched tensors keep their version counter).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.modules import module as torch_module
+from torch.optim import optimizer as torch_optimizer
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+
+from .loop_checks import CHECKS, Finding, finding
+
+REDRAW_EVERY_S = 0.1  # the live figure is redrawn at most this often, however fast the loop steps
+ORDER_BATCHES = 3  # batches at the start of each epoch compared with the previous epoch's (same_order)
+STEP_COLUMNS = ("run", "epoch", "step", "batch", "loss", "backward_passes", "elapsed_s")
+EPOCH_COLUMNS = ("run", "epoch", "steps", "batches", "complete", "train_loss", "first_step", "last_step")
+_STOCHASTIC_LAYERS = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)  # train and eval differ
+_watching: list[Watcher] = []  # the one Watcher now watching, if any: nested watching is refused
+
+
+@dataclass
+class WatchedRun:
+    """What a watched loop did: one row per optimizer step (`steps`) and per epoch (`epochs`).
+
+    - `steps`: run, epoch, step (counted within the run), batch (within the epoch), loss (the mean of the
+      values `.backward()` was called on for that step; NaN if none), backward_passes, elapsed_s.
+    - `epochs`: run, epoch, steps, batches (the DataLoader's length, if it has one), complete (the pass
+      reached its end), train_loss (the mean step loss), first_step, last_step.
+    A loop that trains several models one after the other on different data (cross-validation folds)
+    gives several runs; a single training is run 1.
+    """
+
+    _rows: list[dict] = field(default_factory=list, repr=False)
+    _passes: dict[tuple[int, int], tuple[int | None, bool]] = field(default_factory=dict, repr=False)
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        rows = [{**row, "loss": _number(row["loss"])} for row in self._rows]
+        return pd.DataFrame(rows, columns=list(STEP_COLUMNS))
+
+    @property
+    def epochs(self) -> pd.DataFrame:
+        steps = self.steps
+        grouped = steps.groupby(["run", "epoch"], sort=False)
+        table = grouped.agg(steps=("step", "size"), train_loss=("loss", "mean"), first_step=("step", "min"),
+                            last_step=("step", "max")).reset_index()  # fmt: skip
+        table["batches"] = [self._passes.get(key, (None, False))[0] for key in zip(table.run, table.epoch, strict=True)]
+        table["complete"] = [
+            self._passes.get(key, (None, False))[1] for key in zip(table.run, table.epoch, strict=True)
+        ]
+        return table[list(EPOCH_COLUMNS)]
+
+    def __repr__(self) -> str:
+        epochs = len({(row["run"], row["epoch"]) for row in self._rows})
+        return f"WatchedRun({len(self._rows)} steps, {epochs} epochs)"
+
+
+def _number(loss) -> float:
+    return float(loss) if loss is not None else float("nan")
+
+
+@dataclass
+class _Pass:
+    """One pass over a DataLoader: the iterator `iter(loader)` returned, and how far it has got."""
+
+    loader: DataLoader
+    iterator: object
+    seen: int = 0  # batches the iterator had yielded when last looked at
+
+    def moved(self) -> bool:
+        return getattr(self.iterator, "_num_yielded", self.seen) != self.seen
+
+    def look(self) -> None:
+        self.seen = getattr(self.iterator, "_num_yielded", self.seen)
+
+    @property
+    def batches(self) -> int | None:
+        try:
+            return len(self.loader)
+        except TypeError:  # an IterableDataset without a length
+            return None
+
+
+@dataclass
+class _OptimizerMemory:
+    """What one optimizer's parameters and state were right after its last step, to compare the next with."""
+
+    params: list[torch.Tensor]  # the tensors the last step updated
+    versions: list[int]  # their version counters right after it: unchanged means untouched since
+    after_step: list[torch.Tensor]  # copies of their values right after it
+    initial: list[torch.Tensor]  # copies of their values before this run's first step
+    state: list[dict] = field(default_factory=list)  # the optimizer's state per parameter after the last step
+    state_versions: list[dict] = field(default_factory=list)
+    grads: list[tuple] = field(default_factory=list)  # (parameter, its grad, the grad's version) after the step
+
+    def weights_continue(self, params: list[torch.Tensor]) -> bool:
+        untouched = all(p is q and p._version == v for p, q, v in zip(params, self.params, self.versions, strict=True))
+        return untouched or all(_same(p, a) for p, a in zip(params, self.after_step, strict=True))
+
+    def state_lost(self, optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> bool:
+        """Whether state the last step left (momentum, Adam's averages) is gone or changed: only if there was some."""
+        for param, before, versions in zip(params, self.state, self.state_versions, strict=True):
+            now = optimizer.state.get(param, {})
+            if before and not now:
+                return True
+            for name, value in before.items():
+                current = now.get(name)
+                if not isinstance(value, torch.Tensor):
+                    if current != value:
+                        return True
+                elif current is value:  # the same tensor: changed in place only if emptied
+                    if value._version != versions[name] and not bool(value.count_nonzero()):
+                        return True
+                elif not (isinstance(current, torch.Tensor) and _same(current, value)):
+                    return True
+        return False
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.equal(a.detach(), b.detach().to(a.device))
+
+
+def _copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in tensors]
+
+
+def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def data_signature(dataset) -> tuple:
+    """What a dataset holds, by value, so that two loaders over the same samples are known as the same data.
+
+    A Subset is its indices within its dataset's signature; a TensorDataset its tensors' shapes and sums;
+    any other dataset its type and length.
+    """
+    if isinstance(dataset, Subset):
+        indices = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.float64)
+        return ("subset", data_signature(dataset.dataset), len(indices), float(indices.sum()),
+                float((indices * indices).sum()))  # fmt: skip
+    if isinstance(dataset, TensorDataset):
+        return ("tensors", *((tuple(t.shape), str(t.dtype), float(t.double().sum())) for t in dataset.tensors))
+    try:
+        size = len(dataset)
+    except TypeError:
+        size = None
+    return (type(dataset).__qualname__, size)
+
+
+def _first_tensor(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    return next((value for value in (*args, *kwargs.values()) if isinstance(value, torch.Tensor)), None)
+
+
+def _fingerprint(batch: torch.Tensor) -> tuple:
+    flat = batch.detach().reshape(-1).double()
+    return (tuple(batch.shape), float(flat.sum()), tuple(flat[:8].tolist()))
+
+
+class Watcher:
+    """Watches every PyTorch training step inside a `with` block and checks it against the step before.
+
+    `findings` lists what it found (see `CHECKS`), `run` what the loop did, `summary()` says both in
+    words. `on_update(watcher)` is called at most every REDRAW_EVERY_S seconds while the loop steps,
+    and once at the end (a live figure hangs on it). `epoch()` marks the end of an epoch in a loop that
+    does not iterate over a DataLoader.
+    """
+
+    CHECKS = CHECKS
+
+    def __init__(self, on_update: Callable[[Watcher], None] | None = None) -> None:
+        self.run = WatchedRun()
+        self.on_update = on_update
+        self._hits: dict[tuple[int, str], list[int]] = {}  # (run, check) → epochs where it happened
+        self._details: dict[tuple[int, str], tuple[str, str | None]] = {}  # (run, check) → (what happened, fix)
+        self._memories: dict[tuple, _OptimizerMemory] = {}  # optimizer (by kind and parameter shapes) → memory
+        self._unzeroed: set[tuple] = set()  # optimizers whose last step's gradients have not been cleared yet
+        self._passes: list[_Pass] = []  # recent passes over DataLoaders, newest last
+        self._pass: _Pass | None = None  # the pass the current epoch trains on
+        self._run_data: tuple | None = None  # data_signature of the current run's data
+        self._number, self._epoch, self._step, self._batch = 0, 0, 0, 0  # run, epoch, step in run, batch in epoch
+        self._marked = False  # w.epoch() was called: epochs end where it says, not where passes do
+        self._epoch_ended = False  # w.epoch() since the last step: the next step starts a new epoch
+        self._losses: list[torch.Tensor] = []  # values .backward() was called on since the last step
+        self._backward_passes = 0  # all of them, in the whole block
+        self._step_backwards = 0  # those since the last step
+        self._waiting: list[tuple[str, str]] = []  # findings seen before the step they belong to is placed
+        self._depth = 0  # how deep inside module calls the forward pass is
+        self._forward: tuple[nn.Module, tuple, dict] | None = None  # the last outermost module call with grad on
+        self._orders: dict[tuple[int, int], list[tuple]] = {}  # (run, epoch) → its first batches' fingerprints
+        self._started = self._redrawn = 0.0
+        self._removers: list[Callable[[], None]] = []
+        self._broken = False  # watching failed once: stop checking, let the loop run on
+
+    # --- the face ---------------------------------------------------------------------------------
+
+    @property
+    def findings(self) -> list[Finding]:
+        """What was found, bugs first, each check once per run, with every epoch where it happened."""
+        order = {severity: rank for rank, severity in enumerate(("bug", "warning", "note"))}
+        found = [finding(name, run, epochs, *self._details[(run, name)]) for (run, name), epochs in self._hits.items()]
+        return sorted(found, key=lambda f: (order[f.severity], f.run, f.epoch or 0))
+
+    def epoch(self) -> None:
+        """Mark the end of an epoch (call it after each epoch's last step) where the loop uses no DataLoader."""
+        self._marked = self._epoch_ended = True
+
+    def summary(self) -> str:
+        """What the loop did and what was found, in plain sentences."""
+        epochs = self.run.epochs
+        runs = epochs.run.nunique()
+        did = f"{len(epochs)} epochs, {self.step_count} optimizer steps" + (f", {runs} runs" if runs > 1 else "")
+        serious = [f for f in self.findings if f.severity != "note"]
+        if not serious and len(epochs) > 1:
+            verdict = ("Nothing was reset: every epoch continued from the weights and optimizer state the "
+                       "epoch before left, with gradients cleared between steps.")  # fmt: skip
+        elif not serious:
+            verdict = "Only one epoch was seen, so there was no epoch edge to check."
+        else:
+            verdict = f"Found {len(serious)} problem{'s' * (len(serious) > 1)}:"
+        return "\n".join([f"Watched {did}. {verdict}", *(f"- {f}" for f in self.findings)])
+
+    @property
+    def step_count(self) -> int:
+        """Optimizer steps watched so far."""
+        return len(self.run._rows)
+
+    # --- entering and leaving ------------------------------------------------------------------------
+
+    def __enter__(self) -> Watcher:
+        if _watching:
+            raise RuntimeError("ev.watch() is already watching: a loop is watched by one `with ev.watch()` at a "
+                               "time (a nested one would count every step twice). Remove the inner one.")  # fmt: skip
+        _watching.append(self)
+        self._started = self._redrawn = time.perf_counter()
+        try:
+            self._install()
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *error) -> None:
+        try:
+            self._guarded(self._finish)
+        finally:
+            self._remove()
+        if self.on_update is not None:
+            self._guarded(self.on_update, self)
+
+    def _install(self) -> None:
+        for register, hook in [
+            (torch_optimizer.register_optimizer_step_pre_hook, self._before_step),
+            (torch_optimizer.register_optimizer_step_post_hook, self._after_step),
+        ]:
+            self._removers.append(register(self._guard(hook)).remove)
+        pre = torch_module.register_module_forward_pre_hook(self._forward_starts)
+        self._removers.append(pre.remove)
+        post = torch_module.register_module_forward_hook(self._forward_ends, always_call=True)
+        self._removers.append(post.remove)
+        self._wrap(torch.autograd, "backward", self._backward_wrapper)
+        self._wrap(DataLoader, "__iter__", self._iter_wrapper)
+
+    def _wrap(self, owner, name: str, make_wrapper) -> None:
+        original = getattr(owner, name)
+        setattr(owner, name, make_wrapper(original))
+        self._removers.append(lambda: setattr(owner, name, original))
+
+    def _remove(self) -> None:
+        while self._removers:
+            self._removers.pop()()
+        if self in _watching:
+            _watching.remove(self)
+
+    def _guard(self, hook):
+        def guarded(*args):
+            if not self._broken:
+                self._guarded(hook, *args)
+
+        return guarded
+
+    def _guarded(self, function, *args):
+        """Run a piece of watching; if it fails, record why and stop checking: the loop itself must run on."""
+        try:
+            return function(*args)
+        except Exception as error:
+            self._broken = True
+            self._hit("watch_error", f"checking stopped after {type(error).__name__}: {error}", epoch=None)
+            return None
+
+    # --- what the loop does, as torch reports it --------------------------------------------------------
+
+    def _iter_wrapper(self, original):
+        def __iter__(loader):
+            iterator = original(loader)
+            if not self._broken:
+                self._guarded(self._pass_begins, loader, iterator)
+            return iterator
+
+        return __iter__
+
+    def _pass_begins(self, loader: DataLoader, iterator) -> None:
+        # a DataLoader with persistent workers hands out the same iterator again, reset: a new pass all the same
+        kept = [p for p in self._passes if p.iterator is not iterator][-7:]
+        self._passes = [*kept, _Pass(loader, iterator)]
+
+    def _backward_wrapper(self, original):
+        def backward(tensors, *args, **kwargs):
+            stale = None if self._broken else self._guarded(self._before_backward, tensors)
+            original(tensors, *args, **kwargs)
+            if stale:
+                self._guarded(self._after_backward, stale)
+
+        return backward
+
+    def _forward_starts(self, module: nn.Module, args: tuple) -> None:
+        if self._depth == 0 and torch.is_grad_enabled():  # the outermost call: the model itself, on a batch
+            self._forward = (module, args)
+        self._depth += 1
+
+    def _forward_ends(self, module: nn.Module, args: tuple, output) -> None:
+        self._depth = max(self._depth - 1, 0)
+
+    def _before_backward(self, tensors) -> list[tuple]:
+        """Note the loss and the mode the model trained in; return the gradients a step used and nobody cleared."""
+        loss = tensors if isinstance(tensors, torch.Tensor) else next(iter(tensors), None)
+        if isinstance(loss, torch.Tensor):
+            value = loss.detach()
+            if value.numel() != 1:
+                self._later("not_scalar_loss", f".backward() was called on a tensor of shape {tuple(value.shape)}; "
+                                               f"the loss drawn is its mean")  # fmt: skip
+            self._losses.append(value.float().mean())
+        self._backward_passes += 1
+        self._step_backwards += 1
+        if self._forward is not None:
+            model = self._forward[0]
+            if not model.training and any(isinstance(layer, _STOCHASTIC_LAYERS) for layer in model.modules()):
+                self._later("eval_mode_training", f"{type(model).__name__} was in eval mode (model.training was "
+                                                  f"False) while it trained")  # fmt: skip
+        stale = []
+        for key in list(self._unzeroed):
+            untouched = [(p, g, v) for p, g, v in self._memories[key].grads if p.grad is g and g._version == v]
+            if untouched:
+                stale.append((key, untouched))
+            else:  # cleared (set to None, replaced, or zeroed in place) since the step used them
+                self._unzeroed.discard(key)
+        return stale
+
+    def _after_backward(self, stale: list[tuple]) -> None:
+        for key, untouched in stale:
+            if any(grad._version != version for _, grad, version in untouched):
+                used = "a backward pass added its gradient to the one the previous optimizer step had already used"
+                self._later("grads_not_zeroed", f"{used} (no zero_grad() in between)")
+                self._unzeroed.discard(key)
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        params = _optimizer_params(optimizer)
+        key = (type(optimizer).__qualname__, tuple(tuple(p.shape) for p in params))
+        memory = self._memories.get(key)
+        continued = memory is None or memory.weights_continue(params)
+        self._place_step(continued)
+        memory = self._memories.get(key)  # a new run forgets every optimizer
+        if memory is None:
+            copies = _copies(params)
+            self._memories[key] = _OptimizerMemory(params=list(params), versions=[p._version for p in params],
+                                                   after_step=copies, initial=_copies(copies))  # fmt: skip
+        elif not continued:
+            back = all(_same(p, start) for p, start in zip(params, memory.initial, strict=True))
+            where = ("back at their initial values" if back else
+                     "new values: neither where the previous step left them nor the initial ones")  # fmt: skip
+            also = "; the optimizer's state started over too" if memory.state_lost(optimizer, params) else ""
+            layer = self._layer_name(params, memory.after_step)
+            self._hit("weights_reset", f"a step started from weights {where} (first layer that changed: {layer}){also}",
+                      self._epoch)  # fmt: skip
+        elif memory.state_lost(optimizer, params):
+            names = sorted({name for state in memory.state for name in state})
+            self._hit("optimizer_reset", f"{type(optimizer).__name__}'s state ({', '.join(names)}) was gone or "
+                                         f"changed when a step began, although the weights had continued",
+                      self._epoch)  # fmt: skip
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        params = _optimizer_params(optimizer)
+        memory = self._memories[(type(optimizer).__qualname__, tuple(tuple(p.shape) for p in params))]
+        if all(p is q for p, q in zip(params, memory.params, strict=True)):
+            with torch.no_grad():
+                for copy, param in zip(memory.after_step, params, strict=True):
+                    copy.copy_(param)
+        else:
+            memory.params, memory.after_step = list(params), _copies(params)
+        memory.versions = [p._version for p in params]
+        memory.state = [dict(optimizer.state.get(p, {})) for p in params]
+        memory.state_versions = [{n: v._version for n, v in s.items() if isinstance(v, torch.Tensor)}
+                                 for s in memory.state]  # fmt: skip
+        memory.grads = [(p, p.grad, p.grad._version) for p in params if p.grad is not None]
+        if memory.grads:
+            self._unzeroed.add((type(optimizer).__qualname__, tuple(tuple(p.shape) for p in params)))
+        self._record_step()
+
+    # --- where a step belongs ------------------------------------------------------------------------------
+
+    def _place_step(self, continued: bool) -> None:
+        """Put the step that begins in its run and epoch: a new pass (or `epoch()`) starts a new epoch, and a
+        new pass over other data with weights that did not continue starts a new run (a cross-validation fold)."""
+        moving = next((p for p in reversed(self._passes) if p.moved()), None)
+        if self._pass in self._passes and self._pass.moved():
+            moving = self._pass
+        if self._number == 0:
+            self._begin_run(moving)
+        elif self._epoch_ended or (not self._marked and moving is not None and moving is not self._pass):
+            self._close_epoch()
+            new_data = moving is not None and data_signature(moving.loader.dataset) != self._run_data
+            if not continued and new_data:
+                self._begin_run(moving)
+            else:
+                self._epoch, self._batch, self._pass = self._epoch + 1, 0, moving or self._pass
+        for known in self._passes:
+            known.look()
+        self._epoch_ended = False
+        self._step += 1
+        self._batch = self._pass.seen if self._pass is not None and not self._marked else self._batch + 1
+
+    def _begin_run(self, first_pass: _Pass | None) -> None:
+        self._number, self._epoch, self._step, self._batch, self._pass = self._number + 1, 1, 0, 0, first_pass
+        self._run_data = data_signature(first_pass.loader.dataset) if first_pass is not None else None
+        self._memories.clear()
+        self._unzeroed.clear()
+
+    def _record_step(self) -> None:
+        loss = None
+        if self._losses:
+            loss = self._losses[0] if len(self._losses) == 1 else torch.stack(self._losses).mean()
+        self.run._rows.append({
+            "run": self._number, "epoch": self._epoch, "step": self._step, "batch": self._batch, "loss": loss,
+            "backward_passes": self._step_backwards, "elapsed_s": time.perf_counter() - self._started,
+        })  # fmt: skip
+        self._losses, self._step_backwards = [], 0
+        orders = self._orders.setdefault((self._number, self._epoch), [])
+        if self._forward is not None and len(orders) < ORDER_BATCHES:
+            batch = _first_tensor(self._forward[1], {})
+            if batch is not None:
+                orders.append(_fingerprint(batch))
+        for name, detail in self._waiting:
+            self._hit(name, detail, self._epoch)
+        self._waiting, self._forward = [], None
+        now = time.perf_counter()
+        if self.on_update is not None and now - self._redrawn >= REDRAW_EVERY_S:
+            self._redrawn = now
+            self.on_update(self)
+
+    def _close_epoch(self) -> None:
+        if self._number == 0:
+            return
+        key = (self._number, self._epoch)
+        batches = self._pass.batches if self._pass is not None and not self._marked else None
+        self.run._passes[key] = (batches, batches is not None and self._pass.seen >= batches)
+        now, before = self._orders.get(key), self._orders.get((self._number, self._epoch - 1))
+        if now and before and now == before[: len(now)]:
+            self._hit("same_order", f"its first {len(now)} batches held the same samples in the same order as "
+                                    f"the epoch before", self._epoch, fix=self._order_fix())  # fmt: skip
+
+    def _order_fix(self) -> str | None:
+        sampler = getattr(self._pass.loader, "sampler", None) if self._pass is not None else None
+        if not isinstance(sampler, DistributedSampler):
+            return None
+        if sampler.shuffle:
+            return "call sampler.set_epoch(epoch) at the start of every epoch: a DistributedSampler shuffles by it."
+        return "DistributedSampler(..., shuffle=True), and sampler.set_epoch(epoch) at the start of every epoch."
+
+    def _finish(self) -> None:
+        self._close_epoch()
+        if self._backward_passes and not self.run._rows:
+            self._hit("no_optimizer_step", f"{self._backward_passes} backward passes ran and no optimizer stepped: "
+                                           f"epochviz sees steps of torch.optim optimizers only", None)  # fmt: skip
+        if self.run._rows and not self._marked and self._pass is None:
+            self._hit("no_epochs_seen", "everything was counted as one epoch; call w.epoch() after each epoch to "
+                                        "mark them", None)  # fmt: skip
+        passes = Counter(row["backward_passes"] for row in self.run._rows)
+        if any(count > 1 for count in passes):
+            usual = max(passes, key=passes.get)
+            self._hit("gradient_accumulation", f"{usual} backward passes fed each optimizer step (most often), so "
+                                               f"each step's loss is their mean", None)  # fmt: skip
+
+    # --- findings -----------------------------------------------------------------------------------------
+
+    def _later(self, name: str, detail: str) -> None:
+        """A finding seen before its step is placed in an epoch: recorded when the step ends."""
+        if (name, detail) not in self._waiting:
+            self._waiting.append((name, detail))
+
+    def _hit(self, name: str, detail: str, epoch: int | None, fix: str | None = None) -> None:
+        key = (max(self._number, 1), name)
+        epochs = self._hits.setdefault(key, [])
+        self._details.setdefault(key, (detail, fix))
+        if epoch is not None and epoch not in epochs:
+            epochs.append(epoch)
+
+    def _layer_name(self, params: list[torch.Tensor], before: list[torch.Tensor]) -> str:
+        index = next((i for i, (p, b) in enumerate(zip(params, before, strict=True)) if not _same(p, b)), 0)
+        names = {}
+        if self._forward is not None:
+            names = {id(p): name for name, p in self._forward[0].named_parameters()}
+        return repr(names.get(id(params[index]), f"parameter {index} of shape {tuple(params[index].shape)}"))

@@ -13,6 +13,7 @@ from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
 from .data import Dataset, circles, dataset, digits, from_arrays, k_folds, line, moons, spirals, train_validation_split
 from .epoch_edges import losses_at_epoch_edges
+from .handwritten import MISTAKES, handwritten_loop
 from .hardware import compare_hardware
 from .loop_checks import Finding
 from .memory import OutOfMemoryError, footprint, max_batch_size
@@ -27,11 +28,12 @@ from .train import resume, train
 from .windows import sliding_windows
 
 __all__ = [
-    "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Finding", "Footprint", "OutOfMemoryError",
-    "ResetPolicy", "ResumeComparison", "Run", "TrainConfig", "best_epochs",
-    "circles", "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "k_folds", "line",
-    "linear", "losses_at_epoch_edges", "max_batch_size", "mlp", "moons", "resume", "sliding_windows", "spirals",
-    "stop_and_resume", "summarize", "train", "train_many", "train_parallel", "train_validation_split",
+    "MISTAKES", "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Finding", "Footprint",
+    "OutOfMemoryError", "ResetPolicy", "ResumeComparison", "Run", "TrainConfig", "best_epochs", "circles",
+    "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "handwritten_loop",
+    "k_folds", "line", "linear", "losses_at_epoch_edges", "max_batch_size", "mlp", "moons", "resume",
+    "sliding_windows", "spirals", "stop_and_resume", "summarize", "train", "train_many", "train_parallel",
+    "train_validation_split",
 ]  # fmt: skip
 __version__ = "0.1.0"
 

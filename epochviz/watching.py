@@ -16,7 +16,9 @@ How it sees a loop it did not write, with no edit to it, while the `with` block 
 - the batch and train/eval mode: a global forward pre-hook sees each outermost module call;
 - epochs: one pass over a torch `DataLoader` in which the optimizer steps (`DataLoader.__iter__` is
   wrapped to see passes begin), or `w.epoch()` at the end of each epoch where a loop uses none.
-Every hook and wrapper is removed on exit, also after an exception or Ctrl-C. Watching only reads the
+Only the thread that entered the block is watched: an explorer training in the background of the same
+notebook is not mistaken for the learner's loop. Every hook and wrapper is removed on exit, also after
+an exception or Ctrl-C. Watching only reads the
 loop's tensors (and copies some), so it changes no number the loop computes.
 
 Findings are judged by values, never by object identity: a model rebuilt from a state dict, or an
@@ -26,6 +28,7 @@ Identity only says when values need comparing at all (untouched tensors keep the
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -205,6 +208,8 @@ class Watcher:
         self._details: dict[tuple[int, str], tuple[str, str | None]] = {}  # (run, check) → (what happened, fix)
         self._memories: dict[tuple, _OptimizerMemory] = {}  # optimizer (by kind and parameter shapes) → memory
         self._unzeroed: set[tuple] = set()  # optimizers whose last step's gradients have not been cleared yet
+        self._added_to: set[tuple] = set()  # of those, the ones whose used gradients a backward pass then added to
+        self._edits_weights = False  # this run's loop changes the weights between steps inside an epoch itself
         self._passes: list[_Pass] = []  # recent passes over DataLoaders, newest last
         self._pass: _Pass | None = None  # the pass the current epoch trains on
         self._run_data: tuple | None = None  # data_signature of the current run's data
@@ -221,6 +226,7 @@ class Watcher:
         self._started = self._redrawn = 0.0
         self._removers: list[Callable[[], None]] = []
         self._broken = False  # watching failed once: stop checking, let the loop run on
+        self._thread = threading.get_ident()  # the thread the loop runs in, set on entering
 
     # --- the face ---------------------------------------------------------------------------------
 
@@ -244,8 +250,10 @@ class Watcher:
         if not serious and len(epochs) > 1:
             verdict = ("Nothing was reset: every epoch continued from the weights and optimizer state the "
                        "epoch before left, with gradients cleared between steps.")  # fmt: skip
-        elif not serious:
+        elif not serious and len(epochs) == 1:
             verdict = "Only one epoch was seen, so there was no epoch edge to check."
+        elif not serious:
+            verdict = "No optimizer step was seen, so there was nothing to check."
         else:
             verdict = f"Found {len(serious)} problem{'s' * (len(serious) > 1)}:"
         return "\n".join([f"Watched {did}. {verdict}", *(f"- {f}" for f in self.findings)])
@@ -262,6 +270,7 @@ class Watcher:
             raise RuntimeError("ev.watch() is already watching: a loop is watched by one `with ev.watch()` at a "
                                "time (a nested one would count every step twice). Remove the inner one.")  # fmt: skip
         _watching.append(self)
+        self._thread = threading.get_ident()
         self._started = self._redrawn = time.perf_counter()
         try:
             self._install()
@@ -304,7 +313,7 @@ class Watcher:
 
     def _guard(self, hook):
         def guarded(*args):
-            if not self._broken:
+            if not self._broken and threading.get_ident() == self._thread:
                 self._guarded(hook, *args)
 
         return guarded
@@ -323,7 +332,7 @@ class Watcher:
     def _iter_wrapper(self, original):
         def __iter__(loader):
             iterator = original(loader)
-            if not self._broken:
+            if not self._broken and threading.get_ident() == self._thread:
                 self._guarded(self._pass_begins, loader, iterator)
             return iterator
 
@@ -336,7 +345,8 @@ class Watcher:
 
     def _backward_wrapper(self, original):
         def backward(tensors, *args, **kwargs):
-            stale = None if self._broken else self._guarded(self._before_backward, tensors)
+            watched = not self._broken and threading.get_ident() == self._thread
+            stale = self._guarded(self._before_backward, tensors) if watched else None
             original(tensors, *args, **kwargs)
             if stale:
                 self._guarded(self._after_backward, stale)
@@ -344,12 +354,15 @@ class Watcher:
         return backward
 
     def _forward_starts(self, module: nn.Module, args: tuple) -> None:
+        if threading.get_ident() != self._thread:
+            return
         if self._depth == 0 and torch.is_grad_enabled():  # the outermost call: the model itself, on a batch
             self._forward = (module, args)
         self._depth += 1
 
     def _forward_ends(self, module: nn.Module, args: tuple, output) -> None:
-        self._depth = max(self._depth - 1, 0)
+        if threading.get_ident() == self._thread:
+            self._depth = max(self._depth - 1, 0)
 
     def _before_backward(self, tensors) -> list[tuple]:
         """Note the loss and the mode the model trained in; return the gradients a step used and nobody cleared."""
@@ -359,7 +372,7 @@ class Watcher:
             if value.numel() != 1:
                 self._later("not_scalar_loss", f".backward() was called on a tensor of shape {tuple(value.shape)}; "
                                                f"the loss drawn is its mean")  # fmt: skip
-            self._losses.append(value.float().mean())
+            self._losses.append((value if value.is_floating_point() else value.float()).mean())  # in its own precision
         self._backward_passes += 1
         self._step_backwards += 1
         if self._forward is not None:
@@ -374,34 +387,47 @@ class Watcher:
                 stale.append((key, untouched))
             else:  # cleared (set to None, replaced, or zeroed in place) since the step used them
                 self._unzeroed.discard(key)
+                self._added_to.discard(key)
         return stale
 
     def _after_backward(self, stale: list[tuple]) -> None:
+        # Not yet a bug: a GAN's generator loss adds to the discriminator's gradients, which the loop clears
+        # before the discriminator steps. It is one if the optimizer steps on them (_before_step).
         for key, untouched in stale:
             if any(grad._version != version for _, grad, version in untouched):
-                used = "a backward pass added its gradient to the one the previous optimizer step had already used"
-                self._later("grads_not_zeroed", f"{used} (no zero_grad() in between)")
-                self._unzeroed.discard(key)
+                memory = self._memories[key]
+                memory.grads = [(p, g, g._version) for p, g, _ in memory.grads]
+                self._added_to.add(key)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
         params = _optimizer_params(optimizer)
         key = (type(optimizer).__qualname__, tuple(tuple(p.shape) for p in params))
         memory = self._memories.get(key)
         continued = memory is None or memory.weights_continue(params)
+        epoch = (self._number, self._epoch)
         self._place_step(continued)
+        inside_an_epoch = (self._number, self._epoch) == epoch and (self._pass is not None or self._marked)
         memory = self._memories.get(key)  # a new run forgets every optimizer
+        if key in self._added_to and any(p.grad is g for p, g, _ in memory.grads):
+            used = "an optimizer step used gradients that still held the ones its previous step had used"
+            self._later("grads_not_zeroed", f"{used} (no zero_grad() in between)")
+        self._added_to.discard(key)
         if memory is None:
             copies = _copies(params)
             self._memories[key] = _OptimizerMemory(params=list(params), versions=[p._version for p in params],
                                                    after_step=copies, initial=_copies(copies))  # fmt: skip
         elif not continued:
             back = all(_same(p, start) for p, start in zip(params, memory.initial, strict=True))
-            where = ("back at their initial values" if back else
-                     "new values: neither where the previous step left them nor the initial ones")  # fmt: skip
-            also = "; the optimizer's state started over too" if memory.state_lost(optimizer, params) else ""
-            layer = self._layer_name(params, memory.after_step)
-            self._hit("weights_reset", f"a step started from weights {where} (first layer that changed: {layer}){also}",
-                      self._epoch)  # fmt: skip
+            # New values between two steps of one epoch are the loop's own edit (clamping, max-norm, pruning), and
+            # a loop that edits at every step edits at the epoch's edge too: neither is a reset.
+            self._edits_weights |= inside_an_epoch and not back
+            if back or not self._edits_weights:
+                where = ("back at their initial values" if back else
+                         "at new values: neither where the previous step left them nor the initial ones")  # fmt: skip
+                also = "; the optimizer's state started over too" if memory.state_lost(optimizer, params) else ""
+                layer = self._layer_name(params, memory.after_step)
+                self._hit("weights_reset", f"a step started from weights {where} (first layer that changed: "
+                                           f"{layer}){also}", self._epoch)  # fmt: skip
         elif memory.state_lost(optimizer, params):
             names = sorted({name for state in memory.state for name in state})
             self._hit("optimizer_reset", f"{type(optimizer).__name__}'s state ({', '.join(names)}) was gone or "
@@ -454,6 +480,8 @@ class Watcher:
         self._run_data = data_signature(first_pass.loader.dataset) if first_pass is not None else None
         self._memories.clear()
         self._unzeroed.clear()
+        self._added_to.clear()
+        self._edits_weights = False
 
     def _record_step(self) -> None:
         loss = None

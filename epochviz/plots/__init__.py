@@ -18,9 +18,10 @@ from .memory_use import memory_bars
 from .orders import sample_orders
 from .reported import reported_loss, running_average
 from .style import decimate, to_html
+from .watched import watched_figure
 
 __all__ = [
     "Bowl", "boundary_after", "cross_validation", "decimate", "decision_boundary", "decision_surface", "jump_gallery",
     "loss_curves", "loss_landscape", "lr_beside_loss", "memory_bars", "reported_loss", "running_average",
-    "sample_orders", "sliding_epochs", "to_html", "weights_over_epochs",
+    "sample_orders", "sliding_epochs", "to_html", "watched_figure", "weights_over_epochs",
 ]  # fmt: skip

@@ -18,10 +18,15 @@ SEVERITY_COLOURS = {"bug": "#D55E00", "warning": "#E69F00"}  # vermillion, orang
 BLOW_UP_FACTOR = 10  # a step loss this many times the first: the y axis turns logarithmic, so the rest stays visible
 
 
-def watched_loss(run: WatchedRun, findings: list[Finding] = (), *, title: str | None = None) -> dict:
-    """The figure of a watched loop as plain data: {"data": traces, "layout": layout}; see `watched_figure`.
+def watched_figure(run: WatchedRun, findings: list[Finding] = (), *, title: str | None = None) -> go.Figure:
+    """What `ev.watch()` saw: step losses (faint), epoch means (bold), epoch bands, and the findings marked.
 
-    A live figure assigns these in place (one `batch_update`); `watched_figure` wraps them in a go.Figure.
+    >>> with ev.watch() as w:  # doctest: +SKIP
+    ...     ...                # your loop
+    >>> watched_figure(w.run, w.findings)  # doctest: +SKIP
+
+    What to notice: in a correct loop the faint curve runs on across every band edge; where the
+    weights are reset it jumps back up at the edge marked "weights_reset".
     """
     steps, epochs = run.steps, run.epochs
     traces, marks, lines, names = [], [], [], []
@@ -51,20 +56,7 @@ def watched_loss(run: WatchedRun, findings: list[Finding] = (), *, title: str | 
     finite = losses[np.isfinite(losses)]
     if len(finite) > 1 and finite.max() > BLOW_UP_FACTOR * max(abs(finite[0]), 1e-12) and finite.min() > 0:
         figure["yaxis"] = {"type": "log", "exponentformat": "power", "title": {"text": "loss, log scale"}}
-    return {"data": [trace.to_plotly_json() for trace in traces], "layout": figure}
-
-
-def watched_figure(run: WatchedRun, findings: list[Finding] = (), *, title: str | None = None) -> go.Figure:
-    """A static figure of what `ev.watch()` saw: step losses, epoch means, epoch bands, and the findings.
-
-    >>> with ev.watch() as w:  # doctest: +SKIP
-    ...     ...                # your loop
-    >>> watched_figure(w.run, w.findings)  # doctest: +SKIP
-
-    What to notice: in a correct loop the faint curve runs on across every band edge; where the
-    weights are reset it jumps back up at the edge marked "weights_reset".
-    """
-    return go.Figure(watched_loss(run, findings, title=title))
+    return go.Figure(data=traces, layout=figure)
 
 
 def _run_colours(runs: int) -> list[str]:

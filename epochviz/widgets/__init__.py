@@ -8,11 +8,12 @@ from .base import Explorer
 from .crossval_explorer import CrossValidationExplorer
 from .explorer import RunExplorer, explorer
 from .landscape_explorer import LandscapeExplorer
+from .loop_switchboard import LoopSwitchboard, loop_switchboard
 from .memory_explorer import MemoryExplorer
 from .predict import Prediction, predict
 from .presets import batch_size_explorer, reset_explorer
 
 __all__ = [
-    "CrossValidationExplorer", "Explorer", "LandscapeExplorer", "MemoryExplorer", "Prediction", "RunExplorer",
-    "batch_size_explorer", "explorer", "predict", "reset_explorer",
+    "CrossValidationExplorer", "Explorer", "LandscapeExplorer", "LoopSwitchboard", "MemoryExplorer", "Prediction",
+    "RunExplorer", "batch_size_explorer", "explorer", "loop_switchboard", "predict", "reset_explorer",
 ]  # fmt: skip

@@ -16,10 +16,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from .. import checks
-from ..plots.watched import watched_figure, watched_loss
+from ..plots.watched import watched_figure
 from ..watching import Watcher
 from . import front_end
-from .base import _keep_for_new_views
+from .base import _keep_for_new_views, sync_figure
 
 HEIGHT = 420  # pixels: the live figure, fixed (a FigureWidget guesses wrong inside an output otherwise)
 WIDTH = 860
@@ -77,20 +77,11 @@ class watch(Watcher):  # lower case like torch.no_grad: it reads as what it does
         return watched_figure(self.run, self.findings, title=title)
 
     def _redraw(self, watcher: Watcher) -> None:
-        drawn = watched_loss(self.run, self.findings, title=_title(watcher))
-        with self.live_figure.batch_update():
-            if len(self.live_figure.data) != len(drawn["data"]):
-                self.live_figure.data = ()
-                self.live_figure.add_traces(drawn["data"])
-            else:
-                for trace, new in zip(self.live_figure.data, drawn["data"], strict=True):
-                    trace.update(new)
-            self.live_figure.layout.update(drawn["layout"], overwrite=False)
-            self.live_figure.layout.shapes = drawn["layout"]["shapes"]
-            self.live_figure.layout.annotations = drawn["layout"]["annotations"]
+        sync_figure(self.live_figure, watched_figure(self.run, self.findings, title=verdict_title(watcher)))
 
 
-def _title(watcher: Watcher) -> str:
+def verdict_title(watcher: Watcher) -> str:
+    """A figure's title that says what was found so far, in a few words."""
     serious = [f.check for f in watcher.findings if f.severity != "note"]
     if serious:
         return "found: " + ", ".join(dict.fromkeys(serious))

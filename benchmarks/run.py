@@ -13,6 +13,7 @@ Markdown. To add one (the explorer, the notebooks), write such a function below 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime
 import json
@@ -322,6 +323,63 @@ def notebooks(quick: bool) -> str:
         "in a child process, once.",
         table(["notebooks", "wall time s", "pytest says"], [[len(list((root / "notebooks").glob("*.ipynb"))),
                                                               f"{seconds:.0f}", closing]]),
+    ])  # fmt: skip
+
+
+# --- 6. ev.watch(): a learner's own loop, watched ------------------------------------------------------------------
+
+
+def digits_cnn() -> torch.nn.Module:
+    """A small CNN for the 8×8 digits: what a learner's first convolutional loop trains."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Unflatten(1, (1, 8, 8)), torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(8 * 4 * 4, 10),
+    )  # fmt: skip
+
+
+def learner_loop(make_model: Callable[[], torch.nn.Module], data, epochs: int, watched: bool) -> None:
+    """An ordinary loop (model once, DataLoader, zero_grad, backward, step), under ev.watch() or not."""
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loader = DataLoader(TensorDataset(data.x, data.y), batch_size=32, shuffle=True)
+    with ev.watch(live=False, quiet=True) if watched else contextlib.nullcontext():
+        for _ in range(epochs):
+            for features, targets in loader:
+                optimizer.zero_grad()
+                F.cross_entropy(model(features), targets).backward()
+                optimizer.step()
+
+
+@section("watch")
+def watch_overhead(quick: bool) -> str:
+    repeats = 2 if quick else 7
+    cases = {
+        "tiny MLP on moons (1 024 samples)": (lambda: ev.mlp(2, 2, seed=0), ev.moons(n=1024), 2 if quick else 8),
+        "small CNN on digits (1 797 samples)": (digits_cnn, ev.digits(), 1 if quick else 4),
+    }
+    rows, targets = [], []
+    for name, (make_model, data, epochs) in cases.items():
+        seconds = side_by_side(
+            {
+                "watched": lambda m=make_model, d=data, e=epochs: learner_loop(m, d, e, watched=True),
+                "plain": lambda m=make_model, d=data, e=epochs: learner_loop(m, d, e, watched=False),
+            },
+            repeats,
+        )
+        steps = epochs * -(-len(data) // 32)
+        per_step = {label: statistics.median(values) / steps * 1e6 for label, values in seconds.items()}
+        over = ratio(seconds, "watched", "plain")
+        rows.append([name, epochs, steps, f"{per_step['plain']:.0f}", f"{per_step['watched']:.0f}", f"{over:.2f}×"])
+        targets.append([f"{name}: watched ≤ 1.10× plain", f"{over:.2f}×", verdict(over <= 1.10)])
+    return "\n\n".join([
+        f"The same learner's loop (DataLoader, batch 32, SGD with momentum, {THREADS} torch thread) with and "
+        f"without `ev.watch(live=False)`. Median of {repeats} interleaved repeats after a warm-up.",
+        table(["loop", "epochs", "steps", "plain µs/step", "watched µs/step", "watched / plain"], rows),
+        table(["target", "measured", ""], targets),
+        "What watching pays per step: the hooks of every module call (two Python calls each), a copy of the "
+        "weights and a look at the optimizer's state after each step, and the loss kept. The live figure "
+        "(`live=True`) adds a redraw at most every 0.1 s.",
     ])  # fmt: skip
 
 

@@ -28,8 +28,10 @@ Identity only says when values need comparing at all (untouched tensors keep the
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -207,6 +209,7 @@ class Watcher:
         self._hits: dict[tuple[int, str], list[int]] = {}  # (run, check) → epochs where it happened
         self._details: dict[tuple[int, str], tuple[str, str | None]] = {}  # (run, check) → (what happened, fix)
         self._memories: dict[tuple, _OptimizerMemory] = {}  # optimizer (by kind and parameter shapes) → memory
+        self._keys: dict[int, tuple] = {}  # id(optimizer) → (weak ref to it, its parameter count, its key)
         self._unzeroed: set[tuple] = set()  # optimizers whose last step's gradients have not been cleared yet
         self._added_to: set[tuple] = set()  # of those, the ones whose used gradients a backward pass then added to
         self._edits_weights = False  # this run's loop changes the weights between steps inside an epoch itself
@@ -399,9 +402,18 @@ class Watcher:
                 memory.grads = [(p, g, g._version) for p, g, _ in memory.grads]
                 self._added_to.add(key)
 
-    def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    def _identify(self, optimizer: torch.optim.Optimizer) -> tuple[list[torch.Tensor], tuple]:
+        """The optimizer's parameters, and its key: its kind and their shapes, the same for a rebuilt optimizer."""
         params = _optimizer_params(optimizer)
-        key = (type(optimizer).__qualname__, tuple(tuple(p.shape) for p in params))
+        known = self._keys.get(id(optimizer))
+        if known is None or known[0]() is not optimizer or known[1] != len(params):
+            shapes = tuple(tuple(p.shape) for p in params)
+            known = (weakref.ref(optimizer), len(params), (type(optimizer).__qualname__, shapes))
+            self._keys[id(optimizer)] = known
+        return params, known[2]
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        params, key = self._identify(optimizer)
         memory = self._memories.get(key)
         continued = memory is None or memory.weights_continue(params)
         epoch = (self._number, self._epoch)
@@ -435,21 +447,20 @@ class Watcher:
                       self._epoch)  # fmt: skip
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-        params = _optimizer_params(optimizer)
-        memory = self._memories[(type(optimizer).__qualname__, tuple(tuple(p.shape) for p in params))]
-        if all(p is q for p, q in zip(params, memory.params, strict=True)):
+        params, key = self._identify(optimizer)
+        memory = self._memories[key]
+        if all(map(operator.is_, params, memory.params)):
             with torch.no_grad():
-                for copy, param in zip(memory.after_step, params, strict=True):
-                    copy.copy_(param)
+                torch._foreach_copy_(memory.after_step, params)  # one call for all of them: a step must stay cheap
         else:
             memory.params, memory.after_step = list(params), _copies(params)
         memory.versions = [p._version for p in params]
-        memory.state = [dict(optimizer.state.get(p, {})) for p in params]
+        memory.state = [dict(optimizer.state.get(p, ())) for p in params]
         memory.state_versions = [{n: v._version for n, v in s.items() if isinstance(v, torch.Tensor)}
                                  for s in memory.state]  # fmt: skip
         memory.grads = [(p, p.grad, p.grad._version) for p in params if p.grad is not None]
         if memory.grads:
-            self._unzeroed.add((type(optimizer).__qualname__, tuple(tuple(p.shape) for p in params)))
+            self._unzeroed.add(key)
         self._record_step()
 
     # --- where a step belongs ------------------------------------------------------------------------------

@@ -22,11 +22,13 @@ LAYERS = {
     "checks": 0, "policies": 0, "data": 1, "models": 2, "objectives": 2, "threads": 2,
     "config": 3, "run": 3, "train": 3, "memory": 3, "checkpoint": 3, "crossval": 3, "hardware": 3, "windows": 3,
     "batched": 3, "summary": 3, "step_memory": 3, "epoch_edges": 3, "resuming": 3, "parallel": 3, "schedules": 2,
+    "loop_checks": 0, "watching": 3, "handwritten": 3, "watched": 4,
     "plots": 4, "reported": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "orders": 4,
     "memory_use": 4, "folds": 4, "epoch_windows": 4, "boundary": 4,
     "jumps": 3, "gallery": 4,
     "widgets": 5, "offline": 5, "boundary_panel": 5, "worker": 5, "base": 5, "controls": 5, "explorer": 5, "predict": 5,
     "presets": 5, "memory_explorer": 5, "crossval_explorer": 5, "landscape_explorer": 5, "front_end": 5,
+    "watch": 5, "loop_switchboard": 5,
 }  # fmt: skip
 
 

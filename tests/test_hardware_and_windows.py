@@ -45,10 +45,11 @@ def test_the_float64_run_trains_in_float64(two_kernel_paths):
 def test_the_agreement_table_says_what_holds_and_what_does_not(two_kernel_paths):
     table = two_kernel_paths.agreement(loss=0.35)
     assert list(table.index) == ["another CPU kernel path", "float64 instead of float32", "a GPU instead of the CPU"]
+    # only answers that hold on every CPU: whether two kernel paths agree in every bit depends on the processor
+    assert list(table.columns) == ["epochs to reach the loss", "last loss, 3 digits"]
     for kind in ["another CPU kernel path", "float64 instead of float32"]:
         assert table.loc[kind, "epochs to reach the loss"] == "same (6)"
         assert table.loc[kind, "last loss, 3 digits"] == "same (0.309)"
-        assert table.loc[kind, "last loss, every bit"] == "differs"
     with pytest.raises(ValueError, match="loss"):
         two_kernel_paths.agreement(loss=-1)
 

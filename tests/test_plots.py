@@ -17,6 +17,7 @@ from epochviz.plots import (
     cross_validation,
     decimate,
     loss_curves,
+    loss_differences,
     loss_landscape,
     memory_bars,
     sliding_epochs,
@@ -198,6 +199,26 @@ def test_decimation_is_bounded_ordered_and_keeps_the_ends_and_extremes(length, m
     assert len(kept) <= max_points
     assert np.all(np.diff(kept) > 0)
     assert {0, length - 1, int(values.argmax()), int(values.argmin())} <= set(kept.tolist())
+
+
+# --- loss_differences ------------------------------------------------------------------------
+
+
+def test_loss_differences_draws_each_run_minus_the_first_step_by_step(runs):
+    same = ev.train("moons", epochs=3, reset=MODES[0], optimizer="momentum", seed=0)
+    figure = loss_differences({"first": runs[0], "again": same, "other reset": runs[1]})
+    again, other = figure.data
+    assert again.name == "again" and np.array_equal(again.y, np.zeros(30)), "the very same bits: a flat line at 0"
+    np.testing.assert_array_equal(other.y, runs[1].steps.loss.to_numpy() - runs[0].steps.loss.to_numpy())
+    assert len(other.x) == 30 and "first" in figure.layout.yaxis.title.text
+
+
+def test_loss_differences_refuses_runs_that_trained_other_steps(runs):
+    with pytest.raises(ValueError, match="at least two"):
+        loss_differences([runs[0]])
+    longer = ev.train("moons", epochs=4, seed=0)
+    with pytest.raises(ValueError, match="'longer' has 40 steps"):
+        loss_differences({"first": runs[0], "longer": longer})
 
 
 # --- weights_over_epochs ------------------------------------------------------------------------

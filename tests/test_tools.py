@@ -10,6 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))  # tools/ is scripts, not a package
+
 ROOT = Path(__file__).resolve().parent.parent
 PNG = "image/png"
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -55,7 +57,9 @@ def test_make_html_still_writes_the_other_pages_and_the_index(tmp_path):
 FIGURES = """\
 import ipywidgets as widgets, plotly.graph_objects as go
 display(go.Figure(go.Scatter(y=[1, 3, 2]), layout_height=300))
-widgets.VBox([widgets.IntSlider(), go.FigureWidget(go.Bar(y=[1, 2]), layout_width=400, layout_height=250)])
+bars = go.FigureWidget(go.Bar(y=[1, 2]), layout_width=400, layout_height=250)
+bars.data[0].uid = "bars"  # instead of a random one, which the widget's text would print differently on every run
+widgets.VBox([widgets.IntSlider(), bars])
 """
 
 
@@ -95,3 +99,70 @@ def test_execute_notebooks_without_chromium_warns_and_keeps_the_figures(tmp_path
     figure, *others = nbformat.read(path, 4).cells[0].outputs
     assert PLOTLY in figure.data and PNG not in figure.data
     assert len(others) == 1, "no snapshot either"
+
+
+def outputs_notebook(*outputs: list[dict]) -> nbformat.NotebookNode:
+    """A run notebook: a heading, then one code cell per entry of `outputs`, holding those outputs."""
+    cells = [nbformat.v4.new_markdown_cell("# outputs")]
+    for index, cell_outputs in enumerate(outputs):
+        cell = nbformat.v4.new_code_cell(f"summary_{index} = train()\nsummary_{index}")
+        cell.outputs = [nbformat.from_dict(output) for output in cell_outputs]
+        cells.append(cell)
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def table(val_loss: str, seconds: str, figure: list[float]) -> list[dict]:
+    """A cell's outputs: a printed line with seconds, a table as text and HTML, a figure as Plotly JSON and PNG."""
+    return [
+        {"output_type": "stream", "name": "stdout", "text": f"trained in {seconds}\n"},
+        {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+         "data": {"text/plain": f"   run  last_val_loss\n0  mlp  {val_loss}", "text/html": f"<td>{val_loss}</td>"}},
+        {"output_type": "display_data", "metadata": {}, "data": {PLOTLY: {"data": [{"y": figure}]}, PNG: "iVBO"}},
+    ]  # fmt: skip
+
+
+def test_kernel_paths_agree_when_only_what_nbval_ignores_differs():
+    from execute_notebooks import disagreements
+
+    saved = outputs_notebook(table("0.45", "1.2 s", [0.30877648]), [])
+    other = outputs_notebook(table("0.45", "3.4 s", [0.30877651]), [])
+    assert disagreements({"avx512": saved, "avx2": other}) == [], "seconds, figures' floats and PNGs may differ"
+
+
+def test_a_cell_printed_differently_on_another_kernel_path_is_named_with_both_values():
+    from execute_notebooks import disagreements
+
+    saved = outputs_notebook([], table("0.45", "1 s", [0.4]))
+    same, rounded_down = (
+        outputs_notebook([], table("0.45", "1 s", [0.4])),
+        outputs_notebook([], table("0.44", "1 s", [0.4])),
+    )
+    [found] = disagreements({"avx512": saved, "default": same, "avx2": rounded_down})
+    assert found.startswith("cell 2 `summary_1 = train()` prints differently with ATEN_CPU_CAPABILITY=avx512 (-) "
+                            "and =avx2 (+)")  # fmt: skip
+    assert "-0  mlp  0.45" in found and "+0  mlp  0.44" in found
+    assert "-<td>0.45</td>" in found and "+<td>0.44</td>" in found
+
+
+def test_execute_notebooks_refuses_to_save_a_notebook_that_depends_on_the_cpu_kernels(tmp_path):
+    from epochviz.hardware import cpu_kernel_paths
+
+    if len(cpu_kernel_paths()) < 2:
+        pytest.skip("this CPU runs only torch's plain kernels")
+    path = tmp_path / "13_kernels.ipynb"
+    source = "import torch\nprint(torch.backends.cpu.get_cpu_capability())"
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("print(6 * 7)"), nbformat.v4.new_code_cell(source)]
+    )
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, path)
+    unsaved = path.read_bytes()
+    done = run_tool(ROOT / "tools" / "execute_notebooks.py", path)
+    assert done.returncode != 0
+    best, plainest = cpu_kernel_paths()[-1], cpu_kernel_paths()[0]
+    assert "13_kernels.ipynb: not saved, it printed differently on two of this CPU's kernel paths" in done.stderr
+    assert (f"cell 1 `import torch` prints differently with ATEN_CPU_CAPABILITY={best} (-) and ={plainest} (+)"
+            in done.stderr)  # fmt: skip
+    assert f"-{best.upper()}\n" in done.stderr and f"+{plainest.upper()}\n" in done.stderr
+    assert "cell 0" not in done.stderr, "42 is 42 on every path"
+    assert path.read_bytes() == unsaved

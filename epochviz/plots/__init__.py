@@ -9,7 +9,7 @@ trains and no torch model is needed, so a run loaded from a checkpoint plots the
 """
 
 from .boundary import boundary_after, decision_boundary, decision_surface
-from .curves import loss_curves, weights_over_epochs
+from .curves import loss_curves, loss_differences, weights_over_epochs
 from .epoch_windows import sliding_epochs
 from .folds import cross_validation
 from .gallery import jump_gallery, lr_beside_loss
@@ -22,6 +22,6 @@ from .watched import watched_figure
 
 __all__ = [
     "Bowl", "boundary_after", "cross_validation", "decimate", "decision_boundary", "decision_surface", "jump_gallery",
-    "loss_curves", "loss_landscape", "lr_beside_loss", "memory_bars", "reported_loss", "running_average",
-    "sample_orders", "sliding_epochs", "to_html", "watched_figure", "weights_over_epochs",
+    "loss_curves", "loss_differences", "loss_landscape", "lr_beside_loss", "memory_bars", "reported_loss",
+    "running_average", "sample_orders", "sliding_epochs", "to_html", "watched_figure", "weights_over_epochs",
 ]  # fmt: skip

@@ -94,6 +94,44 @@ def weights_over_epochs(runs: Run | Sequence[Run] | Mapping[str, Run], *, title:
     return go.Figure(data=traces, layout=figure)
 
 
+def loss_differences(runs: Sequence[Run] | Mapping[str, Run], *, title: str | None = None) -> go.Figure:
+    """Each run's batch losses minus the first run's, step by step: the digits `loss_curves` is too coarse to show.
+
+    `runs` (a list of Runs or a dict label → Run, at least two) must have trained the same steps: the
+    same data, batch size and epochs, as `compare_hardware`'s runs do. A run that gave the very same
+    bits as the first one is a flat line at 0.
+
+    >>> import epochviz as ev
+    >>> loss_differences(ev.compare_hardware("moons", epochs=10).runs)  # doctest: +SKIP
+
+    What to notice: in a calm training the differences stay near float32's rounding, about a
+    ten-millionth of the loss, and go up and down; in a chaotic one they grow until the runs part.
+    Which runs draw a flat line depends on the CPU: two kernel paths may round alike on one processor
+    and differently on another.
+    """
+    named = named_runs(runs)
+    if len(named) < 2:
+        raise ValueError("runs must hold at least two runs: the first is the one the others are compared to.")
+    (first_label, first), others = named[0], named[1:]
+    for label, run in others:
+        if run.total_steps != first.total_steps or run.steps_per_epoch != first.steps_per_epoch:
+            raise ValueError(f"runs must have trained the same steps; {label!r} has {run.total_steps} steps of "
+                             f"{run.steps_per_epoch} per epoch, {first_label!r} {first.total_steps} of "
+                             f"{first.steps_per_epoch}.")  # fmt: skip
+    colours = series_colours([run.config.reset for _, run in named])[1:]  # each run in its loss_curves colour
+    traces = [
+        {"type": "scatter", "mode": "lines", "name": label, "x": step_x(run, "epoch"),
+         "y": run.steps["loss"].to_numpy() - first.steps["loss"].to_numpy(),
+         "line": {"color": colour, "width": 1.5},
+         "hovertemplate": f"%{{y:.2g}}<extra>{label}</extra>"}
+        for (label, run), colour in zip(others, colours, strict=True)
+    ]  # fmt: skip
+    marks = epoch_marks(epoch_edges(first, "epoch"))
+    figure = layout(title=title, x_title=X_TITLES["epoch"], y_title=f"batch loss − {first_label}'s", shapes=marks)
+    figure["yaxis"]["exponentformat"] = "power"  # differences of 1e-8 read as 10⁻⁸, not 0.00000001
+    return go.Figure(data=traces, layout=figure)
+
+
 def named_runs(runs: Run | Sequence[Run] | Mapping[str, Run]) -> list[tuple[str, Run]]:
     """(label, run) pairs: the dict's keys, or each run's reset mode ("reset: never")."""
     if isinstance(runs, Run):

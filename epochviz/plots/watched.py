@@ -49,7 +49,7 @@ def watched_figure(run: WatchedRun, findings: list[Finding] = (), *, title: str 
             edges = np.concatenate([[0.0], ends.last_step.to_numpy(dtype=float)])
             marks = epoch_marks(edges) if len(ends) else []
             lines, names = _finding_marks([f for f in findings if f.run == 1], edges)
-    figure = layout(title=title, x_title="optimizer step", y_title="loss (the value .backward() was called on)",
+    figure = layout(title=title, x_title="optimizer step", y_title="loss at each .backward()",
                     shapes=marks + lines)  # fmt: skip
     figure["annotations"] = names
     losses = steps.loss.to_numpy(dtype=float)

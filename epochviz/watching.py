@@ -12,8 +12,10 @@
 How it sees a loop it did not write, with no edit to it, while the `with` block runs:
 - every optimizer step: torch.optim's global step pre- and post-hooks (any optimizer, Lightning's too);
 - the loss: the tensor that `.backward()` is called on. torch has no global backward hook, so
-  `torch.autograd.backward`, which `Tensor.backward` calls, is wrapped;
-- the batch and train/eval mode: a global forward pre-hook sees each outermost module call;
+  `torch.autograd.backward`, which `Tensor.backward` calls, is wrapped (and `GradScaler.scale`, to draw
+  the loss before mixed precision scaled it);
+- the batch and train/eval mode: a global forward hook sees each outermost call of a module with
+  parameters to train (the model; not a loss module), with its keyword arguments;
 - epochs: one pass over a torch `DataLoader` in which the optimizer steps (`DataLoader.__iter__` is
   wrapped to see passes begin), or `w.epoch()` at the end of each epoch where a loop uses none.
 Only the thread that entered the block is watched: an explorer training in the background of the same
@@ -156,6 +158,11 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.equal(a.detach(), b.detach().to(a.device))
 
 
+def _cleared(grads: list[tuple]) -> bool:
+    """Whether every gradient in (parameter, gradient, its version) was set to None, replaced or zeroed since."""
+    return bool(grads) and all(p.grad is not g or (g._version != v and not bool(g.any())) for p, g, v in grads)
+
+
 def _copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return [t.detach().clone() for t in tensors]
 
@@ -183,8 +190,12 @@ def data_signature(dataset) -> tuple:
     return (type(dataset).__qualname__, size)
 
 
-def _first_tensor(args: tuple, kwargs: dict) -> torch.Tensor | None:
-    return next((value for value in (*args, *kwargs.values()) if isinstance(value, torch.Tensor)), None)
+def _first_tensor(inputs) -> torch.Tensor | None:
+    """The first tensor in a model's inputs, looking inside the tuples, lists and dicts batches come as."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs
+    values = inputs.values() if isinstance(inputs, dict) else inputs if isinstance(inputs, (tuple, list)) else ()
+    return next((tensor for value in values if (tensor := _first_tensor(value)) is not None), None)
 
 
 def _fingerprint(batch: torch.Tensor) -> tuple:
@@ -215,16 +226,20 @@ class Watcher:
         self._edits_weights = False  # this run's loop changes the weights between steps inside an epoch itself
         self._passes: list[_Pass] = []  # recent passes over DataLoaders, newest last
         self._pass: _Pass | None = None  # the pass the current epoch trains on
+        self._alongside: list[_Pass] = []  # other passes that moved at the epoch's first step (_place_step)
         self._run_data: tuple | None = None  # data_signature of the current run's data
         self._number, self._epoch, self._step, self._batch = 0, 0, 0, 0  # run, epoch, step in run, batch in epoch
         self._marked = False  # w.epoch() was called: epochs end where it says, not where passes do
         self._epoch_ended = False  # w.epoch() since the last step: the next step starts a new epoch
+        self._scaled: tuple = (lambda: None, None)  # (weak ref to) the last tensor a GradScaler scaled, and before
         self._losses: list[torch.Tensor] = []  # values .backward() was called on since the last step
         self._backward_passes = 0  # all of them, in the whole block
         self._step_backwards = 0  # those since the last step
+        self._fed: list[tuple] = []  # the model's gradients right after the last backward pass (_cleared)
+        self._inside_step: int | None = None  # backward passes since a step's pre-hook; None after its post-hook
         self._waiting: list[tuple[str, str]] = []  # findings seen before the step they belong to is placed
         self._depth = 0  # how deep inside module calls the forward pass is
-        self._forward: tuple[nn.Module, tuple, dict] | None = None  # the last outermost module call with grad on
+        self._forward: tuple[nn.Module, tuple, dict] | None = None  # the model's call in this step (_forward_ends)
         self._orders: dict[tuple[int, int], list[tuple]] = {}  # (run, epoch) → its first batches' fingerprints
         self._started = self._redrawn = 0.0
         self._removers: list[Callable[[], None]] = []
@@ -298,10 +313,14 @@ class Watcher:
             self._removers.append(register(self._guard(hook)).remove)
         pre = torch_module.register_module_forward_pre_hook(self._forward_starts)
         self._removers.append(pre.remove)
-        post = torch_module.register_module_forward_hook(self._forward_ends, always_call=True)
+        post = torch_module.register_module_forward_hook(self._forward_ends, with_kwargs=True, always_call=True)
         self._removers.append(post.remove)
+        # post.remove() leaves its id in this table (torch forgets it), which would keep every later module call
+        # of the session off torch's fast path
+        self._removers.append(lambda: torch_module._global_forward_hooks_with_kwargs.pop(post.id, None))
         self._wrap(torch.autograd, "backward", self._backward_wrapper)
         self._wrap(DataLoader, "__iter__", self._iter_wrapper)
+        self._wrap(torch.amp.GradScaler, "scale", self._scale_wrapper)
 
     def _wrap(self, owner, name: str, make_wrapper) -> None:
         original = getattr(owner, name)
@@ -341,43 +360,69 @@ class Watcher:
 
         return __iter__
 
+    def _scale_wrapper(self, original):
+        def scale(scaler, outputs):
+            scaled = original(scaler, outputs)
+            if isinstance(outputs, torch.Tensor) and threading.get_ident() == self._thread:
+                self._scaled = (weakref.ref(scaled), outputs.detach())  # the loss before mixed precision scaled it
+            return scaled
+
+        return scale
+
     def _pass_begins(self, loader: DataLoader, iterator) -> None:
         # a DataLoader with persistent workers hands out the same iterator again, reset: a new pass all the same
         kept = [p for p in self._passes if p.iterator is not iterator][-7:]
         self._passes = [*kept, _Pass(loader, iterator)]
+        self._forward = None  # calls before a pass begins (validation that forgot no_grad) are not this step's
 
     def _backward_wrapper(self, original):
         def backward(tensors, *args, **kwargs):
             watched = not self._broken and threading.get_ident() == self._thread
             stale = self._guarded(self._before_backward, tensors) if watched else None
             original(tensors, *args, **kwargs)
-            if stale:
+            if stale is not None:
                 self._guarded(self._after_backward, stale)
 
         return backward
 
     def _forward_starts(self, module: nn.Module, args: tuple) -> None:
+        if threading.get_ident() == self._thread:
+            self._depth += 1
+
+    def _forward_ends(self, module: nn.Module, args: tuple, *kwargs_output) -> None:
+        """After every module call: (kwargs, output), or (output,) from a call that raised (torch drops them)."""
         if threading.get_ident() != self._thread:
             return
-        if self._depth == 0 and torch.is_grad_enabled():  # the outermost call: the model itself, on a batch
-            self._forward = (module, args)
-        self._depth += 1
-
-    def _forward_ends(self, module: nn.Module, args: tuple, output) -> None:
-        if threading.get_ident() == self._thread:
-            self._depth = max(self._depth - 1, 0)
+        self._depth = max(self._depth - 1, 0)
+        if len(kwargs_output) != 2:
+            return
+        # The model is the step's first outermost call that trains parameters: not a loss module such as
+        # nn.CrossEntropyLoss (called after it, with no parameters), nor a frozen teacher. Its inputs are
+        # seen here, not in the pre-hook, because a global pre-hook is not given keyword arguments.
+        outermost = self._depth == 0 and self._forward is None and torch.is_grad_enabled()
+        if outermost and any(p.requires_grad for p in module.parameters()):
+            self._forward = (module, args, kwargs_output[0])
 
     def _before_backward(self, tensors) -> list[tuple]:
         """Note the loss and the mode the model trained in; return the gradients a step used and nobody cleared."""
         loss = tensors if isinstance(tensors, torch.Tensor) else next(iter(tensors), None)
         if isinstance(loss, torch.Tensor):
-            value = loss.detach()
+            scaled, unscaled = self._scaled
+            value = unscaled if loss is scaled() else loss.detach()  # a GradScaler's factor is not the loss
             if value.numel() != 1:
                 self._later("not_scalar_loss", f".backward() was called on a tensor of shape {tuple(value.shape)}; "
                                                f"the loss drawn is its mean")  # fmt: skip
-            self._losses.append((value if value.is_floating_point() else value.float()).mean())  # in its own precision
+            loss = (value if value.is_floating_point() else value.float()).mean()  # in its own precision
         self._backward_passes += 1
+        if self._inside_step is not None:  # a closure the step calls (Lightning's, LBFGS's): LBFGS evaluates it
+            self._inside_step += 1  # again and again; the step is fed by the first evaluation (the loss step()
+            if self._inside_step > 1:  # returns), not accumulated with the others
+                return []
+        if self._step_backwards and _cleared(self._fed):  # the gradients earlier passes made were cleared unused
+            self._losses, self._step_backwards = [], 0  # (a GradScaler skipped the step): they fed no step
         self._step_backwards += 1
+        if isinstance(loss, torch.Tensor):
+            self._losses.append(loss)
         if self._forward is not None:
             model = self._forward[0]
             if not model.training and any(isinstance(layer, _STOCHASTIC_LAYERS) for layer in model.modules()):
@@ -394,6 +439,8 @@ class Watcher:
         return stale
 
     def _after_backward(self, stale: list[tuple]) -> None:
+        model = self._forward[0] if self._forward is not None else None
+        self._fed = [(p, p.grad, p.grad._version) for p in model.parameters() if p.grad is not None] if model else []
         # Not yet a bug: a GAN's generator loss adds to the discriminator's gradients, which the loop clears
         # before the discriminator steps. It is one if the optimizer steps on them (_before_step).
         for key, untouched in stale:
@@ -413,6 +460,7 @@ class Watcher:
         return params, known[2]
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        self._inside_step = 0
         params, key = self._identify(optimizer)
         memory = self._memories.get(key)
         continued = memory is None or memory.weights_continue(params)
@@ -447,6 +495,7 @@ class Watcher:
                       self._epoch)  # fmt: skip
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+        self._inside_step = None
         params, key = self._identify(optimizer)
         memory = self._memories[key]
         if all(map(operator.is_, params, memory.params)):
@@ -468,9 +517,12 @@ class Watcher:
     def _place_step(self, continued: bool) -> None:
         """Put the step that begins in its run and epoch: a new pass (or `epoch()`) starts a new epoch, and a
         new pass over other data with weights that did not continue starts a new run (a cross-validation fold)."""
-        moving = next((p for p in reversed(self._passes) if p.moved()), None)
-        if self._pass in self._passes and self._pass.moved():
-            moving = self._pass
+        moved = [p for p in reversed(self._passes) if p.moved()]
+        if self._pass not in moved:
+            # Two loaders in one epoch (labelled and unlabelled data): the one that ran out and started over
+            # was not the epoch's; the epoch goes on while a loader that moved with it from its start does.
+            self._pass = next((p for p in self._alongside if p in moved), self._pass)
+        moving = self._pass if self._pass in moved else next(iter(moved), None)
         if self._number == 0:
             self._begin_run(moving)
         elif self._epoch_ended or (not self._marked and moving is not None and moving is not self._pass):
@@ -480,6 +532,8 @@ class Watcher:
                 self._begin_run(moving)
             else:
                 self._epoch, self._batch, self._pass = self._epoch + 1, 0, moving or self._pass
+        if self._step == 0 or self._batch == 0:  # the epoch's first step
+            self._alongside = [p for p in moved if p is not self._pass]
         for known in self._passes:
             known.look()
         self._epoch_ended = False
@@ -505,7 +559,7 @@ class Watcher:
         self._losses, self._step_backwards = [], 0
         orders = self._orders.setdefault((self._number, self._epoch), [])
         if self._forward is not None and len(orders) < ORDER_BATCHES:
-            batch = _first_tensor(self._forward[1], {})
+            batch = _first_tensor(self._forward[1:])
             if batch is not None:
                 orders.append(_fingerprint(batch))
         for name, detail in self._waiting:

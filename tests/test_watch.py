@@ -23,7 +23,16 @@ from torch.optim import optimizer as torch_optimizer
 from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
 from epochviz.loop_checks import CHECKS
+from epochviz.threads import torch_threads
 from epochviz.watching import Watcher
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models: a second thread only adds contention on a busy two-core machine, and nothing to the checks."""
+    with torch_threads(1):
+        yield
+
 
 EPOCHS = 3
 BATCH_SIZE = 16

@@ -8,7 +8,7 @@
 """
 
 from .batched import train_many
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, SaveError
 from .config import TrainConfig
 from .crossval import CrossValidation, cross_validate
 from .data import Dataset, circles, dataset, digits, from_arrays, k_folds, line, moons, spirals, train_validation_split
@@ -29,7 +29,7 @@ from .windows import sliding_windows
 
 __all__ = [
     "MISTAKES", "POLICIES", "RESETS", "CheckpointError", "CrossValidation", "Dataset", "Finding", "Footprint",
-    "OutOfMemoryError", "ResetPolicy", "ResumeComparison", "Run", "TrainConfig", "best_epochs", "circles",
+    "OutOfMemoryError", "ResetPolicy", "ResumeComparison", "Run", "SaveError", "TrainConfig", "best_epochs", "circles",
     "compare_hardware", "cross_validate", "dataset", "digits", "footprint", "from_arrays", "handwritten_loop",
     "k_folds", "line", "linear", "losses_at_epoch_edges", "max_batch_size", "mlp", "moons", "resume",
     "sliding_windows", "spirals", "stop_and_resume", "summarize", "train", "train_many", "train_parallel",

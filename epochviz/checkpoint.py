@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .config import TrainConfig, temporary_prefix
 from .data import Dataset, check_split
-from .models import MODELS, flat_parameters
-from .objectives import make_optimizer
+from .models import CHECK_ROWS, MODELS, flat_parameters
+from .objectives import loss_function, make_optimizer
 from .run import Run
 from .schedules import make_schedule
 
@@ -54,6 +54,23 @@ DATA_FIELDS = ("x", "y", "task", "name", "classes", "ordered")
 
 class CheckpointError(ValueError):
     """A file that cannot be resumed from: missing, truncated, corrupted, edited, or not ours."""
+
+
+class SaveError(OSError):
+    """Saving a checkpoint failed after an epoch had trained; `run` holds everything trained so far.
+
+    `saved_epoch` is the last epoch the file holds (0: none). `resume(error.run, epochs)` carries
+    the run on in memory, saving again after its next epoch.
+    """
+
+    def __init__(self, run: Run, epoch: int, saved_epoch: int, cause: OSError) -> None:
+        saved = f"it holds epoch {saved_epoch}" if saved_epoch else "no epoch was saved there"
+        super().__init__(
+            f"saving the checkpoint after epoch {epoch} to {run.config.checkpoint!r} failed "
+            f"({cause.strerror or cause}); {saved}. Nothing trained is lost: this error's .run holds all "
+            f"{run.completed_epochs} epochs; make room and call resume(error.run, epochs) to carry on."
+        )
+        self.run, self.epoch, self.saved_epoch = run, epoch, saved_epoch
 
 
 def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: dict, initial_weights: dict,
@@ -74,6 +91,19 @@ def save(path: str | os.PathLike, run: Run, model_state: dict, optimizer_state: 
     })  # fmt: skip
 
 
+def check_savable(config: TrainConfig) -> None:
+    """Refuse, before training, a module of your own that `save` could write but `resume` could never read.
+
+    A checkpoint stores your module by its class name, so that name must be a Python name, and not
+    a built-in model's (resuming would build that model instead).
+    """
+    name = config.model_name
+    if not name.isidentifier() or name in MODELS:
+        raise ValueError(f"model's class is called {name!r}, and a checkpoint stores your module by its class name; "
+                         f"{'that is a built-in model' if name in MODELS else 'that is not a name'}: rename the "
+                         f"class to save it with checkpoint=.")  # fmt: skip
+
+
 def write(path: str | os.PathLike, contents: dict) -> None:
     """Write `contents` to `path` behind the header that names the format and checksums the payload."""
     buffer = io.BytesIO()
@@ -83,8 +113,7 @@ def write(path: str | os.PathLike, contents: dict) -> None:
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(target)
-    # the writer's process id in the name tells a later save whether this file is still being written
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=temporary_prefix(target.name), suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(header + payload)
@@ -283,7 +312,7 @@ def _check_history(run: Run) -> None:
 def _optimizer_mismatch(stored, net: nn.Module, run: Run) -> str | None:
     """How a stored optimizer state differs from what `run`'s settings and steps make for `net`; None if it fits."""
     config = run.config
-    optimizer = _stepped_optimizer(net, config)
+    optimizer = _stepped_optimizer(net, run)
     make_schedule(config.lr_schedule, optimizer, run.steps_per_epoch, run.total_steps)  # the lr those steps left
     reference = optimizer.state_dict()
     if not isinstance(stored, dict) or stored.keys() != reference.keys():
@@ -314,15 +343,18 @@ def _optimizer_mismatch(stored, net: nn.Module, run: Run) -> str | None:
     return None
 
 
-def _stepped_optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer `config` asks for, after one step of zero gradients on a copy of `net`.
+def _stepped_optimizer(net: nn.Module, run: Run) -> torch.optim.Optimizer:
+    """The optimizer `run`'s settings ask for, after one step on a copy of `net` with the gradient of a small batch.
 
-    Its state then has every name and shape a trained one has (momentum, Adam's averages).
+    Its state then has every name and shape a trained one has (momentum, Adam's averages), for exactly
+    the parameters that get a gradient: one that is frozen or that the forward pass never uses has none.
     """
-    copied = copy.deepcopy(net)
+    config, copied = run.config, copy.deepcopy(net)
     optimizer = make_optimizer(config.optimizer, copied, config.lr)
-    for parameter in copied.parameters():
-        parameter.grad = torch.zeros_like(parameter)
+    x, y = run.data.x[:CHECK_ROWS].to(config.dtype), run.data.y[:CHECK_ROWS]
+    with torch.random.fork_rng(devices=[]):  # dropout in your own module must not move torch's generator
+        output = copied(x)
+        loss_function(run.data.task)(output, y.to(output.dtype) if y.is_floating_point() else y).backward()
     optimizer.step()
     return optimizer
 
@@ -362,13 +394,14 @@ def _remove_stale_temporaries(target: Path) -> None:
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")
     for entry in os.scandir(target.parent):
         found = pattern.fullmatch(entry.name)
-        if found and not _running(int(found.group(1))):
+        if found and not process_alive(int(found.group(1))):
             with contextlib.suppress(OSError):  # another save got there first; a leftover must not stop this one
                 os.unlink(entry.path)
 
 
-def _running(pid: int) -> bool:
-    """Whether process `pid` is alive, so a temporary file it is writing must be left alone."""
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` is alive, so a file it is writing (a temporary checkpoint, a parallel run's folder)
+    must be left alone."""
     if os.name != "posix":
         return True  # os.kill would terminate it on Windows, so leftovers there are left alone
     try:

@@ -8,6 +8,7 @@ one from `dataclasses.replace(config, epochs=...)`, which checks it again.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, fields
 
 import torch
@@ -115,10 +116,14 @@ def _shown(value) -> str:
 
 
 def checkpoint_path(value, name: str = "checkpoint") -> str:
-    """`value` as the path of a checkpoint file that can be written, with `~` expanded to your home folder.
+    """`value` as the absolute path of a checkpoint file that can be written, with `~` expanded to your home folder.
 
     Checked before training, so a typo fails at once instead of after the first epoch: the path must
-    not be empty or a folder, and its folder must exist or be creatable, and be writable.
+    not be empty or a folder, its folder must exist or be creatable, and be writable, and every name
+    on the way must fit the file system, the temporary file a save writes first included. What is
+    already there must be a regular file: saving replaces it whole, so a device (`/dev/null`), a
+    named pipe or a symbolic link there would be replaced by a file, not written through. The path
+    is made absolute now, so a later change of the working folder cannot send saves elsewhere.
     """
     if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str):
         raise TypeError(f"{name} must be a file path such as 'run.pt', or None; got {type(value).__name__}.")
@@ -127,14 +132,58 @@ def checkpoint_path(value, name: str = "checkpoint") -> str:
         raise ValueError(f"{name} must name a file such as 'run.pt'; got {value!r}.")
     if os.path.isdir(path):
         raise ValueError(f"{name}={value!r} is a folder; name a file in it, such as {os.path.join(path, 'run.pt')!r}.")
-    existing = os.path.dirname(os.path.abspath(path))
+    path = os.path.abspath(path)
+    if os.path.lexists(path):
+        kind = _file_kind(os.lstat(path).st_mode)
+        if kind != "a regular file":
+            raise ValueError(f"{name}={value!r} is {kind}, not a regular file: saving would replace it with a "
+                             f"checkpoint; name a new or ordinary file such as 'run.pt'.")  # fmt: skip
+    existing = os.path.dirname(path)
     while not os.path.lexists(existing):  # the nearest folder that is already there: saving creates the rest
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise ValueError(f"{name}={value!r} cannot be created: {existing!r} is a file, not a folder.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{name}={value!r} cannot be written: you may not write to the folder {existing!r}.")
+    longest = _longest_name(existing)
+    created = os.path.relpath(path, existing).split(os.sep)[:-1]  # the folders saving creates on the way
+    for part in [*created, temporary_prefix(os.path.basename(path)) + "x" * TEMPORARY_RANDOM_CHARS + ".tmp"]:
+        if len(os.fsencode(part)) > longest:
+            raise ValueError(f"{name}={value!r} has a name too long for its file system ({len(os.fsencode(part))} "
+                             f"bytes in {part[:40]!r}…, at most {longest}; a save first writes a temporary file "
+                             f"named '.<name>.<process>.<random>.tmp'); choose a shorter name.")  # fmt: skip
     return path
+
+
+TEMPORARY_RANDOM_CHARS = 8  # the random part `tempfile.mkstemp` puts in a temporary file's name
+
+
+def temporary_prefix(file_name: str) -> str:
+    """The start of the temporary file's name a save to `file_name` writes first (`tempfile.mkstemp`'s prefix).
+
+    The writer's process id in it tells a later save whether the file is still being written.
+    """
+    return f".{file_name}.{os.getpid()}."
+
+
+def _file_kind(mode: int) -> str:
+    """What an existing path is, in words, from its `os.lstat` mode (a symbolic link is not followed)."""
+    kinds = [
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
+
+
+def _longest_name(folder: str) -> int:
+    """The longest file name, in bytes, the file system holding `folder` allows."""
+    if hasattr(os, "pathconf"):
+        return os.pathconf(folder, "PC_NAME_MAX")
+    return 255  # Windows has no pathconf; NTFS and FAT32 allow 255 characters
 
 
 def resolve_device(device: str) -> torch.device:

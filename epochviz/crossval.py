@@ -61,7 +61,12 @@ def cross_validate(data: Dataset | str = "moons", k: int = 5, *, reset_between_f
         raise ValueError("cross_validate chooses the validation rows itself; do not pass split or val_fraction.")
     data = as_dataset(data)
     seed = train_args.get("seed", 0)
-    pool, test_rows = train_validation_split(len(data), test_fraction, seed)
+    pool, test_rows = train_validation_split(len(data), test_fraction, seed, name="test_fraction")
+    if len(pool) < k:
+        raise ValueError(
+            f"test_fraction={test_fraction} of {len(data)} samples leaves {len(pool)} for k={k} folds, which need "
+            f"at least one sample each; use a smaller test_fraction or a smaller k."
+        )
     runs, rows = [], []
     start_model = train_args.pop("model", "mlp")
     for fold, (train_part, val_part) in enumerate(k_folds(len(pool), k, seed), start=1):

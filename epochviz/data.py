@@ -44,6 +44,16 @@ class Dataset:
     ordered: bool = False  # True: splits keep the training rows in the order they have here
 
     def __post_init__(self) -> None:
+        # the task, name and class names as plain strings (a NumPy string is a str too, but a checkpoint could
+        # not be read back with it), so that whatever trains here can also be saved and resumed
+        for field_name in ("task", "name"):
+            value = getattr(self, field_name)
+            if not isinstance(value, str):
+                raise TypeError(f"data.{field_name} must be a string; got {value!r} ({type(value).__name__}).")
+            object.__setattr__(self, field_name, str(value))
+        if not isinstance(self.classes, (tuple, list)) or not all(isinstance(c, str) for c in self.classes):
+            raise TypeError(f"data.classes must be a tuple of class names (strings); got {self.classes!r}.")
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
         check_dataset(self)
 
     def __len__(self) -> int:
@@ -112,6 +122,9 @@ def check_dataset(data: Dataset) -> None:
         )
     if len(data.x) == 0:
         raise ValueError("data is empty: it needs at least one sample.")
+    if data.x.shape[1] == 0:
+        raise ValueError(f"data.x has no features: a model needs at least one number per sample; got shape "
+                         f"{tuple(data.x.shape)}.")  # fmt: skip
     if not torch.isfinite(data.x).all():
         bad = int((~torch.isfinite(data.x)).any(dim=1).sum())
         raise ValueError(f"data.x has NaN or infinite features in {bad} sample(s); remove or fill them.")
@@ -137,14 +150,15 @@ def from_arrays(x, y, *, task: str | None = None, name: str = "custom") -> Datas
     >>> from_arrays([[0.0], [1.0]], [0, 1]).task
     'classification'
     """
+    x = as_numbers(x, "x")
     try:
         with np.errstate(over="ignore"):  # values beyond float32 become inf, which the check below reports
-            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+            x = torch.as_tensor(x.astype(np.float32))
     except (TypeError, ValueError) as error:
         raise TypeError(f"x must be numbers, one row per sample (a list, NumPy array or tensor): {error}") from None
     if x.ndim == 1:
         x = x[:, None]
-    y = np.asarray(y)
+    y = as_numbers(y, "y")
     if y.ndim != 1 or y.dtype.kind not in "iubf":
         raise TypeError(f"y must be one number per sample (class numbers or values); got {y.dtype} of shape {y.shape}.")
     if task is not None:
@@ -157,6 +171,34 @@ def from_arrays(x, y, *, task: str | None = None, name: str = "custom") -> Datas
         count = _class_count(y)
         return Dataset(x, torch.as_tensor(y.astype(np.int64)), task, name, tuple(str(c) for c in range(count)))
     return Dataset(x, torch.as_tensor(y.astype(np.float32)), task, name)
+
+
+def as_numbers(values, name: str) -> np.ndarray:
+    """`values` (a list, NumPy array or tensor) as a NumPy array of its values, refusing what has no real numbers.
+
+    A tensor is read as it is: one that requires grad gives its values (training data is never
+    differentiated), one in a float format NumPy lacks (bfloat16) is widened to float32, which holds it
+    exactly. A meta tensor (a shape without values), a sparse tensor and complex numbers are refused by
+    `name`: dropping the imaginary part or densifying a huge matrix must be the learner's own choice.
+    """
+    if isinstance(values, torch.Tensor):
+        if values.is_meta:
+            raise TypeError(f"{name} is a meta tensor: it has a shape but no values; pass a tensor that holds numbers.")
+        if values.layout != torch.strided:
+            raise TypeError(f"{name} is a {str(values.layout).removeprefix('torch.')} tensor; pass "
+                            f"{name}.to_dense().")  # fmt: skip
+        values = values.detach().cpu()
+        if values.is_floating_point() and values.dtype not in (torch.float16, torch.float32, torch.float64):
+            values = values.float()
+        values = values.numpy()
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError) as error:  # rows of different lengths, or things that are not numbers
+        raise TypeError(f"{name} must be numbers (a list, NumPy array or tensor): {error}") from None
+    if array.dtype.kind == "c":
+        raise TypeError(f"{name} holds complex numbers, which a model here cannot train on; pass {name}.real, "
+                        f"abs({name}), or both parts as separate features.")  # fmt: skip
+    return array
 
 
 def _class_count(y: np.ndarray) -> int:
@@ -300,26 +342,27 @@ def _classes(x: np.ndarray, y: np.ndarray, name: str, classes: int) -> Dataset:
 # --- splits and orders ------------------------------------------------------------------------
 
 
-def train_validation_split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def train_validation_split(n: int, val_fraction: float, seed: int, *,
+                           name: str = "val_fraction") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Row numbers of the training and validation parts of `n` samples.
 
     A seeded shuffle, then the last `round(n · val_fraction)` rows (at least one when the
     fraction is above zero) are held out. With `val_fraction=0` every row trains, in its
-    own order.
+    own order. `name` is what errors call the fraction (cross-validation holds out its test
+    rows with `test_fraction`).
 
     >>> train_rows, val_rows = train_validation_split(10, 0.2, seed=0)
     >>> len(train_rows), len(val_rows)
     (8, 2)
     """
     n = whole("n", n, minimum=1, maximum=MAX_SAMPLES)
-    val_fraction = number("val_fraction", val_fraction, low=0, high=1)
+    val_fraction = number(name, val_fraction, low=0, high=1)
     if val_fraction == 0:
         return np.arange(n), np.arange(0)
     held_out = max(1, round(n * val_fraction))
     if held_out >= n:
         raise ValueError(
-            f"val_fraction={val_fraction} of {n} samples leaves nothing to train on; "
-            f"use a smaller fraction or more samples."
+            f"{name}={val_fraction} of {n} samples leaves nothing to train on; use a smaller fraction or more samples."
         )
     rows = np.random.default_rng(checks.seed(seed)).permutation(n)
     return rows[:-held_out], rows[-held_out:]

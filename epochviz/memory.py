@@ -92,7 +92,8 @@ def parts_that_grow(model: str | nn.Module, data: Dataset, batch_sizes: tuple[in
 
 
 def max_batch_size(model: str | nn.Module, data: Dataset, budget_mb: float, optimizer: str = "sgd") -> int:
-    """The largest batch size whose step, with `data` on the device, fits in `budget_mb` megabytes (0 if none does).
+    """The largest batch size whose step, with `data` on the device, fits in `budget_mb` megabytes (0 if none does),
+    and that `train` accepts (at most 10,000,000 samples).
 
     >>> import epochviz as ev
     >>> b = max_batch_size("mlp", ev.moons(), budget_mb=0.5)
@@ -107,12 +108,13 @@ def largest_fitting(one: Footprint, two: Footprint, budget_mb: float) -> int:
     """The largest batch size that fits in `budget_mb` MB, from the footprints of batches of 1 and 2 (0 if none).
 
     Only the activations grow with the batch, one sample's worth at a time, so two sizes tell every other.
+    It is at most MAX_SAMPLES, the largest batch `train` accepts, however large the budget.
     """
     per_sample = two.total - one.total
     fixed = one.total - per_sample
     if per_sample <= 0 or one.total > budget_mb * MB:
         return 0
-    return int((budget_mb * MB - fixed) // per_sample)
+    return min(int((budget_mb * MB - fixed) // per_sample), checks.MAX_SAMPLES)
 
 
 def micro_batch_size(batch_size: int, accumulate: int) -> int:

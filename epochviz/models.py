@@ -67,17 +67,27 @@ BUILT_IN_MODELS = {"mlp": mlp, "linear": linear, "mlp_batchnorm": mlp_batchnorm}
 MODELS = tuple(BUILT_IN_MODELS)  # the names, for checks and messages
 
 
-def build(model: str | nn.Module, data: Dataset, seed: int) -> nn.Module:
-    """The model `train` will use: one made to fit `data` when named, or a copy of yours, checked to fit.
+def build(model: str | nn.Module, data: Dataset, seed: int, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The model `train` will use, in number format `dtype`: one made to fit `data` when named, or a copy
+    of yours, checked to fit.
 
-    A module you pass is copied, so training never changes the object you hold, and checked
-    with `check_model` before any training starts.
+    A module you pass is copied, so training never changes the object you hold, cast to `dtype`
+    (float32 unless `precision` says otherwise) and then checked with `check_model` before any
+    training starts: a float64 module trains with precision="float64" as it is. One with more
+    digits than `dtype` keeps is refused rather than rounded without a word.
     """
     if isinstance(model, nn.Module):
-        copied = copy.deepcopy(model)
+        wider = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point() and p.dtype.itemsize >
+                        dtype.itemsize})  # fmt: skip
+        if wider:
+            precision = str(dtype).removeprefix("torch.")
+            raise ValueError(f"model {type(model).__name__} holds {wider[0].removeprefix('torch.')} parameters, more "
+                             f"digits than precision={precision!r} keeps; train it with precision='float64', or "
+                             f"pass model.float() to round it on purpose.")  # fmt: skip
+        copied = copy.deepcopy(model).to(dtype)
         check_model(copied, data)
         return copied
-    return BUILT_IN_MODELS[model](data.features, data.outputs, seed=seed)
+    return BUILT_IN_MODELS[model](data.features, data.outputs, seed=seed).to(dtype)
 
 
 def fresh_weights(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -161,49 +171,71 @@ def forward_from_flat(model: nn.Module, flat: np.ndarray | torch.Tensor, x: torc
         model.train(training)
 
 
+CHECK_ROWS = 5  # samples `check_model` sends through a module: a batch, since some go wrong only for more than one
+
+
 def check_model(model: nn.Module, data: Dataset) -> None:
     """Raise a ValueError, before any training, if `model` cannot train on `data`.
 
-    One sample goes through `model` (in eval mode, without gradients, so nothing about the model
-    changes): it must take `data.features` numbers per sample and return `data.outputs`, one score
-    per class for classification or one value for regression.
+    A batch of the first few samples goes through `model`, in its own number format (in eval mode,
+    so that dropout and batch norm draw and update nothing): it must take `data.features` numbers
+    per sample and return, for every sample of the batch, `data.outputs` floating-point scores, one
+    per class for classification or one value for regression, that depend on a parameter that
+    trains (else there is no gradient). A TorchScript module is refused: its copy cannot be trained.
 
     >>> check_model(nn.Linear(2, 1), moons_data)  # doctest: +SKIP
     ValueError: model Linear returns 1 number(s) per sample, but 'moons' has 2 classes, ...
     """
-    parameters = list(model.parameters())
+    name, parameters = type(model).__name__, list(model.parameters())
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ValueError(f"model {name} is a TorchScript module (made by torch.jit.script or torch.jit.trace), "
+                         f"whose copy torch cannot train; pass the nn.Module it was made from.")  # fmt: skip
     if not parameters:
-        raise ValueError(f"model {type(model).__name__} has no parameters: there is nothing to train.")
+        raise ValueError(f"model {name} has no parameters: there is nothing to train.")
+    if not any(parameter.requires_grad for parameter in parameters):
+        raise ValueError(f"model {name} has no parameter that trains: all {len(parameters)} are frozen "
+                         f"(requires_grad=False); unfreeze some with parameter.requires_grad_(True).")  # fmt: skip
     wanted = (
         f"has {data.outputs} classes, and a classification model needs one output per class"
         if data.task == "classification"
         else "is a regression task, and a regression model needs one output per sample"
     )
-    sample = data.x[:1].to(parameters[0].device)
+    number_format = next((p.dtype for p in parameters if p.is_floating_point()), data.x.dtype)
+    batch = data.x[:CHECK_ROWS].to(device=parameters[0].device, dtype=number_format)
     training = model.training
     model.eval()  # dropout and batch norm must not draw or update anything for a check
     try:
-        with torch.no_grad():
-            output = model(sample)
+        with torch.enable_grad():  # (even inside no_grad) to see whether the output depends on a weight that trains
+            output = model(batch)
     except torch.OutOfMemoryError:
-        return  # no memory even for one sample says nothing about shapes; training reports it in its own terms
+        return  # no memory even for a few samples says nothing about shapes; training reports it in its own terms
     except (RuntimeError, IndexError, ValueError) as error:
         raise ValueError(
-            f"model {type(model).__name__} cannot take the samples of {data.name!r}, which have {data.features} "
+            f"model {name} cannot take the samples of {data.name!r}, which have {data.features} "
             f"feature(s) each (x of shape (samples, {data.features})); the forward pass said: "
             f"{str(error).splitlines()[0]}"
         ) from None
     finally:
         model.train(training)
-    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != 1:
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != len(batch):
         got = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
         raise ValueError(
-            f"model {type(model).__name__} must return one tensor of shape (samples, {data.outputs}) for "
-            f"{data.name!r}; for one sample it returned {got}."
+            f"model {name} must return one tensor of shape (samples, {data.outputs}) for {data.name!r}; for a "
+            f"batch of {len(batch)} sample(s) it returned {got}."
+        )
+    if not output.is_floating_point():
+        raise ValueError(
+            f"model {name} returns {str(output.dtype).removeprefix('torch.')} numbers, but a loss needs "
+            f"floating-point scores; return the last layer's output (not its argmax or a rounding)."
+        )
+    if not output.requires_grad:
+        raise ValueError(
+            f"model {name} returns an output that depends on no parameter that trains (its forward detaches it "
+            f"or runs under torch.no_grad()): there would be no gradient to train with."
         )
     if output.shape[1] != data.outputs:
         raise ValueError(
-            f"model {type(model).__name__} returns {output.shape[1]} number(s) per sample, but {data.name!r} "
+            f"model {name} returns {output.shape[1]} number(s) per sample, but {data.name!r} "
             f"{wanted} ({data.outputs}); change the size of its last layer."
         )
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -41,6 +43,7 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 from . import checks
+from .checkpoint import process_alive
 from .config import TrainConfig
 from .data import Dataset, as_dataset, epoch_seed, split_rows
 from .models import build, flat_parameters
@@ -49,6 +52,8 @@ from .run import Run
 from .train import record_epoch
 
 MAX_WORKERS = 8  # processes on one machine; each is a whole Python with torch (about 300 MB)
+FOLDER_PREFIX = "epochviz-parallel-"  # each call's folder in the temporary folder: this, its process id, a dash
+PARENT_CHECK_S = 0.5  # how often a worker checks that the process that started it is still there
 REPORT_TIMEOUT_S = 120  # longest wait for an epoch (the first includes starting Python and torch, on a busy machine)
 
 
@@ -86,8 +91,10 @@ def train_parallel(
     workers = checks.whole("workers", workers, minimum=1, maximum=MAX_WORKERS)
     if not isinstance(model, str):
         raise TypeError(f"model must be the name of a built-in model for train_parallel; got {type(model).__name__}.")
+    # a step trains on workers × batch_size samples, which `train` allows up to MAX_SAMPLES
+    batch_size = checks.whole("batch_size", batch_size, minimum=1, maximum=checks.MAX_SAMPLES // workers)
     config = TrainConfig(
-        model=model, epochs=epochs, batch_size=checks.whole("batch_size", batch_size, minimum=1) * workers, lr=lr,
+        model=model, epochs=epochs, batch_size=batch_size * workers, lr=lr,
         optimizer=optimizer, val_fraction=val_fraction, seed=seed, device="cpu",
     )  # fmt: skip
     set_epoch = checks.flag("set_epoch", set_epoch)
@@ -97,10 +104,15 @@ def train_parallel(
     run = Run(config=config, data=data, train_indices=train_rows, val_indices=val_rows, workers=workers,
               cannot_resume_because="its training state lived in the worker processes, which have ended")  # fmt: skip
 
-    with tempfile.TemporaryDirectory(prefix="epochviz-parallel-") as folder:
+    _remove_stale_folders()
+    # the workers meet at a store this process serves, on a port it binds itself: no other program can take it
+    # between choosing it and using it
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=60))
+    with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-") as folder:
         folder = Path(folder)
         settings = {"config": config, "data": data, "rows": (train_rows, val_rows), "workers": workers,
-                    "batch_size": batch_size, "set_epoch": set_epoch, "port": _free_port()}  # fmt: skip
+                    "batch_size": batch_size, "set_epoch": set_epoch, "port": store.port,
+                    "parent": os.getpid()}  # fmt: skip
         torch.save(settings, folder / "settings.pt")
         processes = []
         try:
@@ -147,9 +159,10 @@ def _worker(rank: int, folder: str) -> None:
     config, data = settings["config"], settings["data"]
     workers, batch_size = settings["workers"], settings["batch_size"]
     torch.set_num_threads(1)
+    _exit_with_parent(settings["parent"])
     try:
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{settings['port']}", rank=rank,
-                                world_size=workers, timeout=timedelta(seconds=60))  # fmt: skip
+        store = dist.TCPStore("127.0.0.1", settings["port"], is_master=False, timeout=timedelta(seconds=60))
+        dist.init_process_group("gloo", store=store, rank=rank, world_size=workers, timeout=timedelta(seconds=60))
         train_rows, val_rows = (torch.as_tensor(rows) for rows in settings["rows"])
         x, y, x_val, y_val = data.x[train_rows], data.y[train_rows], data.x[val_rows], data.y[val_rows]
         loss_of = loss_function(data.task)
@@ -224,9 +237,13 @@ def _wait_for_report(path: Path, processes: list[subprocess.Popen], folder: Path
     """Rank 0's report of one epoch, once it is there; an error if a worker failed, died or went silent."""
     deadline = time.monotonic() + REPORT_TIMEOUT_S
     while not path.exists():
-        failed = [rank for rank, process in enumerate(processes) if process.poll() not in (None, 0)]
+        failed = [(rank, process.poll()) for rank, process in enumerate(processes) if process.poll() not in (None, 0)]
         if failed:
-            rank = failed[0]
+            # a worker killed by a signal is the cause; the others then fail on their broken connection to it
+            rank, code = min(failed, key=lambda failure: (failure[1] > 0, failure[0]))
+            if code < 0:
+                raise RuntimeError(f"train_parallel: worker {rank} was killed by {_signal_name(-code)} (kill -9 and "
+                                   f"the system's out-of-memory killer send SIGKILL).")  # fmt: skip
             error = folder / f"error-{rank}.txt"
             detail = (error if error.exists() else folder / f"worker-{rank}.log").read_text().strip().splitlines()
             raise RuntimeError(f"train_parallel: worker {rank} stopped: {detail[-1] if detail else 'no message'}")
@@ -254,8 +271,37 @@ def _signal_group(process: subprocess.Popen, signal_number: int) -> None:
         os.killpg(process.pid, signal_number)
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing is listening on now (the workers meet there)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _signal_name(number: int) -> str:
+    """A signal's name and number, such as 'SIGKILL (signal 9)'."""
+    try:
+        return f"{signal.Signals(number).name} (signal {number})"
+    except ValueError:  # a number Python has no name for (a real-time signal)
+        return f"signal {number}"
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker as soon as `parent`, the process that started it, is gone (a kernel restart, a kill -9).
+
+    Nobody would read what it trains, and it would go on using a CPU for every remaining epoch. A thread
+    asks every PARENT_CHECK_S seconds who this process's parent is: when that process dies, the answer changes.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)  # at once: the main thread may be waiting in a collective for workers that are gone too
+
+    threading.Thread(target=watch, name="epochviz-parent-watch", daemon=True).start()
+
+
+def _remove_stale_folders() -> None:
+    """Delete the folders that earlier calls left behind when their process was killed mid-training.
+
+    A folder's name holds its process id (`epochviz-parallel-<pid>-…`); one whose process is gone
+    belongs to nobody. Folders of running processes, another notebook's included, are left alone.
+    """
+    pattern = re.compile(rf"{FOLDER_PREFIX}(\d+)-\w+")
+    for entry in os.scandir(tempfile.gettempdir()):
+        found = pattern.fullmatch(entry.name)
+        if found and entry.is_dir(follow_symlinks=False) and not process_alive(int(found.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)  # another call may be removing it at the same moment

@@ -19,6 +19,7 @@ from torch import nn
 from . import checks
 from .checkpoint import LEAVABLE
 from .data import Dataset
+from .run import Run
 from .train import resume, train
 
 CLOSE = 1e-3  # below this largest difference, two runs are "almost the same"
@@ -72,9 +73,10 @@ def stop_and_resume(data: Dataset | str = "moons", *, stop_after: int = 3, epoch
     own = settings.get("model") if isinstance(settings.get("model"), nn.Module) else None
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "stopped.pt")
-        train(data, epochs=stop_after, checkpoint=path, **settings)
+        _check_sound(train(data, epochs=stop_after, checkpoint=path, **settings), f"stop_after={stop_after}")
         resumed = resume(path, epochs, model=own, device=settings.get("device", "auto"), leave_out=leave_out)
-    in_one_go = train(data, epochs=epochs, **settings)
+    in_one_go = _check_sound(train(data, epochs=epochs, **settings), f"epochs={epochs} in one go")
+    _check_sound(resumed, f"epochs={epochs} after resuming" + (f" without its {leave_out}" if leave_out else ""))
     return ResumeComparison(
         stop_after=stop_after,
         epochs=epochs,
@@ -82,3 +84,12 @@ def stop_and_resume(data: Dataset | str = "moons", *, stop_after: int = 3, epoch
         loss_difference=float(np.abs(resumed.steps.loss.to_numpy() - in_one_go.steps.loss.to_numpy()).max()),
         weight_difference=float(np.abs(resumed.params(epochs) - in_one_go.params(epochs)).max()),
     )
+
+
+def _check_sound(run: Run, trained: str) -> Run:
+    """`run`, unless it diverged: a run whose loss stopped being a number has nothing to compare (or resume)."""
+    if run.diverged:
+        raise ValueError(f"stop_and_resume compares runs that train soundly, but with these settings the run "
+                         f"diverged at epoch {run.diverged_at[0]} (training {trained}): its loss stopped being a "
+                         f"number; lower lr, or stop and resume before it diverges.")  # fmt: skip
+    return run

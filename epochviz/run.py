@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field, replace
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from torch import nn
 
 from . import checks
 from .config import TrainConfig
-from .data import Dataset, epoch_order, steps_per_epoch
+from .data import Dataset, as_numbers, epoch_order, steps_per_epoch
 from .models import build, forward_from_flat
 from .threads import torch_threads
 
@@ -165,8 +166,7 @@ class Run:
         """All parameters as one flat array (a copy), at the 'start' or 'end' of `epoch` (1-based)."""
         if at not in ("start", "end"):
             raise ValueError(f"at must be 'start' or 'end'; got {at!r}.")
-        if not 1 <= epoch <= len(self._epoch_params):
-            raise ValueError(f"epoch must be from 1 to {len(self._epoch_params)} for this run; got {epoch!r}.")
+        epoch = _checked_epoch(epoch, len(self._epoch_params))
         return self._epoch_params[epoch - 1][0 if at == "start" else 1].copy()
 
     def step_weights(self) -> np.ndarray:
@@ -191,10 +191,13 @@ class Run:
         What to notice: with reset="weights", `predict(x, k, "start")` is the same for every epoch k.
         """
         flat = self.params(epoch, at)
-        x = np.asarray(x, dtype=np.float32)
+        x = as_numbers(x, "x")
+        if x.dtype.kind not in "iubf":
+            raise TypeError(f"x must hold numbers, one row per sample; got {x.dtype} values.")
         if x.ndim != 2 or x.shape[1] != self.data.features:
             raise ValueError(f"x must hold samples of {self.data.name!r}, shape (samples, {self.data.features}); "
                              f"got shape {x.shape}.")  # fmt: skip
+        x = x.astype(np.float32)
         net = build(self.config.model, self.data, self.config.seed)  # only its architecture is used
         if any(True for _ in net.buffers()):
             raise ValueError(f"{self.config.model_name} keeps buffers (such as batch norm's running averages) "
@@ -208,7 +211,11 @@ class Run:
 
         For a run of several workers: the order its sampler dealt out, worker 0 taking the first position,
         worker 1 the next, and so on (a sampler that pads every share to one length repeats a few positions);
-        step s trained on its s-th stretch of batch_size positions, whichever worker held them."""
+        step s trained on its s-th stretch of batch_size positions, whichever worker held them.
+
+        `epoch` is one of the run's epochs, 1 … config.epochs (the order of an epoch still to come is
+        already fixed by the seed; the loop reads it from here)."""
+        epoch = _checked_epoch(epoch, self.config.epochs)
         if epoch in self.worker_orders:
             return self.worker_orders[epoch].T.reshape(-1)
         return epoch_order(len(self.train_indices), epoch, seed=self.config.seed, shuffle=self.config.shuffle)
@@ -344,6 +351,15 @@ class Run:
         run._epoch_params = [(start.numpy(), end.numpy()) for start, end in state["epoch_params"]]
         run._step_weights = [weights.numpy() for weights in state["step_weights"]]
         return run
+
+
+def _checked_epoch(epoch, last: int) -> int:
+    """`epoch` as an int, if it is a whole number (not a bool, which would pass for 1) from 1 to `last`."""
+    if isinstance(epoch, bool) or not isinstance(epoch, Integral):
+        raise TypeError(f"epoch must be a whole number such as 1; got {epoch!r} ({type(epoch).__name__}).")
+    if not 1 <= epoch <= last:
+        raise ValueError(f"epoch must be from 1 to {last} for this run; got {epoch!r}.")
+    return int(epoch)
 
 
 def _concat(chunks) -> np.ndarray:

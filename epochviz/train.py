@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, checks
+from .checkpoint import check_savable
 from .config import TrainConfig, checkpoint_path, resolve_device
 from .data import Dataset, as_dataset, batch_sizes, check_full_batch, epoch_batches, epoch_order, epoch_seed, split_rows
 from .memory import check_fits, check_weight_store, from_device_error
@@ -47,6 +48,7 @@ class TrainingState:
     y_val: torch.Tensor
     generator_state: torch.Tensor  # torch's global generator on the training device, as the last epoch left it
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None  # moves the optimizer's lr ("constant": None)
+    saved_epoch: int = 0  # the last epoch the checkpoint file holds (0: none yet)
 
 
 def train(
@@ -98,9 +100,11 @@ def train(
     target = resolve_device(config.device)
 
     # initialise once: every epoch below continues from these weights unless `reset` says otherwise
-    net = build(config.model, data, config.seed).to(config.dtype)
+    net = build(config.model, data, config.seed, config.dtype)
     sizes = batch_sizes(len(train_rows), config.batch_size, config.drop_last).tolist()
     check_batches(net, config.model_name, sizes, config.accumulate)
+    if config.checkpoint and isinstance(config.model, nn.Module):
+        check_savable(config)
     if config.memory_budget_mb is not None:  # a simulated device: refuse a step that, with the data, would not fit
         batch = min(config.batch_size, len(train_rows))
         on_device = data.subset(np.concatenate([train_rows, val_rows]))  # the samples `_attach` puts on the device
@@ -150,7 +154,7 @@ def resume(source: str | os.PathLike | Run, epochs: int, *, on_epoch: Callable[[
     elif isinstance(source, (str, os.PathLike)):
         saved = checkpoint.load(source, model=model)
         run = saved["run"]
-        net = build(run.config.model, run.data, run.config.seed).to(run.config.dtype)
+        net = build(run.config.model, run.data, run.config.seed, run.config.dtype)
         checkpoint.check_model_fits(source, saved, net, yours=model is not None)
         net.load_state_dict(saved["model_state"])
         if leave_out is not None:
@@ -201,6 +205,7 @@ def _attach(run: Run, net: nn.Module, device: torch.device, initial_weights: dic
         if generator_state is not None and generator_state["device"] == device.type
         else torch.Generator(device).manual_seed(run.config.seed).get_state(),
         schedule=schedule,
+        saved_epoch=run.completed_epochs if run.config.checkpoint else 0,  # a resumed run's file holds its epochs
     )
 
 
@@ -292,11 +297,21 @@ def _train_epochs(run: Run, state: TrainingState, epochs: range, on_epoch: Calla
         if diverged:
             break
         if config.checkpoint:
-            checkpoint.save(config.checkpoint, run, model.state_dict(), optimizer.state_dict(), state.initial_weights,
-                            {"device": state.x.device.type, "state": state.generator_state})  # fmt: skip
+            _save(run, state, epoch)
         if on_epoch is not None:
             on_epoch(run)
     return run
+
+
+def _save(run: Run, state: TrainingState, epoch: int) -> None:
+    """Save `run` after `epoch` to its checkpoint file; if the disk refuses, stop with an error that keeps the run."""
+    try:
+        generator = {"device": state.x.device.type, "state": state.generator_state}
+        checkpoint.save(run.config.checkpoint, run, state.model.state_dict(), state.optimizer.state_dict(),
+                        state.initial_weights, generator)  # fmt: skip
+    except OSError as error:  # a full disk, a removed folder, a lost network drive: the training itself is sound
+        raise checkpoint.SaveError(run, epoch, state.saved_epoch, error) from error
+    state.saved_epoch = epoch
 
 
 def record_epoch(run: Run, epoch: int, sizes: np.ndarray, losses: np.ndarray, elapsed: np.ndarray,

@@ -20,8 +20,8 @@ How it sees a loop it did not write, with no edit to it, while the `with` block 
   wrapped to see passes begin), or `w.epoch()` at the end of each epoch where a loop uses none.
 Only the thread that entered the block is watched: an explorer training in the background of the same
 notebook is not mistaken for the learner's loop. Every hook and wrapper is removed on exit, also after
-an exception or Ctrl-C. Watching only reads the
-loop's tensors (and copies some), so it changes no number the loop computes.
+an exception or Ctrl-C. Watching only reads the loop's tensors (and copies some), so it changes no
+number the loop computes. What it keeps, and how it compares, is in loop_record.py.
 
 Findings are judged by values, never by object identity: a model rebuilt from a state dict, or an
 optimizer given back its state, continues; the same weights as at the start, or new ones, are a reset.
@@ -36,171 +36,31 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn.modules import module as torch_module
 from torch.optim import optimizer as torch_optimizer
-from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler
 
 from .loop_checks import CHECKS, Finding, finding
+from .loop_record import (
+    LoaderPass,
+    OptimizerMemory,
+    WatchedRun,
+    all_cleared,
+    copies,
+    data_signature,
+    fingerprint,
+    first_tensor,
+    optimizer_params,
+    same_values,
+)  # fmt: skip
 
 REDRAW_EVERY_S = 0.1  # the live figure is redrawn at most this often, however fast the loop steps
 ORDER_BATCHES = 3  # batches at the start of each epoch compared with the previous epoch's (same_order)
-STEP_COLUMNS = ("run", "epoch", "step", "batch", "loss", "backward_passes", "elapsed_s")
-EPOCH_COLUMNS = ("run", "epoch", "steps", "batches", "complete", "train_loss", "first_step", "last_step")
 _STOCHASTIC_LAYERS = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)  # train and eval differ
 _watching: list[Watcher] = []  # the one Watcher now watching, if any: nested watching is refused
-
-
-@dataclass
-class WatchedRun:
-    """What a watched loop did: one row per optimizer step (`steps`) and per epoch (`epochs`).
-
-    - `steps`: run, epoch, step (counted within the run), batch (within the epoch), loss (the mean of the
-      values `.backward()` was called on for that step; NaN if none), backward_passes, elapsed_s.
-    - `epochs`: run, epoch, steps, batches (the DataLoader's length, if it has one), complete (the pass
-      reached its end), train_loss (the mean step loss), first_step, last_step.
-    A loop that trains several models one after the other on different data (cross-validation folds)
-    gives several runs; a single training is run 1.
-    """
-
-    _rows: list[dict] = field(default_factory=list, repr=False)
-    _passes: dict[tuple[int, int], tuple[int | None, bool]] = field(default_factory=dict, repr=False)
-
-    @property
-    def steps(self) -> pd.DataFrame:
-        rows = [{**row, "loss": _number(row["loss"])} for row in self._rows]
-        return pd.DataFrame(rows, columns=list(STEP_COLUMNS))
-
-    @property
-    def epochs(self) -> pd.DataFrame:
-        steps = self.steps
-        grouped = steps.groupby(["run", "epoch"], sort=False)
-        table = grouped.agg(steps=("step", "size"), train_loss=("loss", "mean"), first_step=("step", "min"),
-                            last_step=("step", "max")).reset_index()  # fmt: skip
-        table["batches"] = [self._passes.get(key, (None, False))[0] for key in zip(table.run, table.epoch, strict=True)]
-        table["complete"] = [
-            self._passes.get(key, (None, False))[1] for key in zip(table.run, table.epoch, strict=True)
-        ]
-        return table[list(EPOCH_COLUMNS)]
-
-    def __repr__(self) -> str:
-        epochs = len({(row["run"], row["epoch"]) for row in self._rows})
-        return f"WatchedRun({len(self._rows)} steps, {epochs} epochs)"
-
-
-def _number(loss) -> float:
-    return float(loss) if loss is not None else float("nan")
-
-
-@dataclass
-class _Pass:
-    """One pass over a DataLoader: the iterator `iter(loader)` returned, and how far it has got."""
-
-    loader: DataLoader
-    iterator: object
-    seen: int = 0  # batches the iterator had yielded when last looked at
-
-    def moved(self) -> bool:
-        return getattr(self.iterator, "_num_yielded", self.seen) != self.seen
-
-    def look(self) -> None:
-        self.seen = getattr(self.iterator, "_num_yielded", self.seen)
-
-    @property
-    def batches(self) -> int | None:
-        try:
-            return len(self.loader)
-        except TypeError:  # an IterableDataset without a length
-            return None
-
-
-@dataclass
-class _OptimizerMemory:
-    """What one optimizer's parameters and state were right after its last step, to compare the next with."""
-
-    params: list[torch.Tensor]  # the tensors the last step updated
-    versions: list[int]  # their version counters right after it: unchanged means untouched since
-    after_step: list[torch.Tensor]  # copies of their values right after it
-    initial: list[torch.Tensor]  # copies of their values before this run's first step
-    state: list[dict] = field(default_factory=list)  # the optimizer's state per parameter after the last step
-    state_versions: list[dict] = field(default_factory=list)
-    grads: list[tuple] = field(default_factory=list)  # (parameter, its grad, the grad's version) after the step
-
-    def weights_continue(self, params: list[torch.Tensor]) -> bool:
-        untouched = all(p is q and p._version == v for p, q, v in zip(params, self.params, self.versions, strict=True))
-        return untouched or all(_same(p, a) for p, a in zip(params, self.after_step, strict=True))
-
-    def state_lost(self, optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> bool:
-        """Whether state the last step left (momentum, Adam's averages) is gone or changed: only if there was some."""
-        for param, before, versions in zip(params, self.state, self.state_versions, strict=True):
-            now = optimizer.state.get(param, {})
-            if before and not now:
-                return True
-            for name, value in before.items():
-                current = now.get(name)
-                if not isinstance(value, torch.Tensor):
-                    if current != value:
-                        return True
-                elif current is value:  # the same tensor: changed in place only if emptied
-                    if value._version != versions[name] and not bool(value.count_nonzero()):
-                        return True
-                elif not (isinstance(current, torch.Tensor) and _same(current, value)):
-                    return True
-        return False
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.equal(a.detach(), b.detach().to(a.device))
-
-
-def _cleared(grads: list[tuple]) -> bool:
-    """Whether every gradient in (parameter, gradient, its version) was set to None, replaced or zeroed since."""
-    return bool(grads) and all(p.grad is not g or (g._version != v and not bool(g.any())) for p, g, v in grads)
-
-
-def _copies(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    return [t.detach().clone() for t in tensors]
-
-
-def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [p for group in optimizer.param_groups for p in group["params"]]
-
-
-def data_signature(dataset) -> tuple:
-    """What a dataset holds, by value, so that two loaders over the same samples are known as the same data.
-
-    A Subset is its indices within its dataset's signature; a TensorDataset its tensors' shapes and sums;
-    any other dataset its type and length.
-    """
-    if isinstance(dataset, Subset):
-        indices = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.float64)
-        return ("subset", data_signature(dataset.dataset), len(indices), float(indices.sum()),
-                float((indices * indices).sum()))  # fmt: skip
-    if isinstance(dataset, TensorDataset):
-        return ("tensors", *((tuple(t.shape), str(t.dtype), float(t.double().sum())) for t in dataset.tensors))
-    try:
-        size = len(dataset)
-    except TypeError:
-        size = None
-    return (type(dataset).__qualname__, size)
-
-
-def _first_tensor(inputs) -> torch.Tensor | None:
-    """The first tensor in a model's inputs, looking inside the tuples, lists and dicts batches come as."""
-    if isinstance(inputs, torch.Tensor):
-        return inputs
-    values = inputs.values() if isinstance(inputs, dict) else inputs if isinstance(inputs, (tuple, list)) else ()
-    return next((tensor for value in values if (tensor := _first_tensor(value)) is not None), None)
-
-
-def _fingerprint(batch: torch.Tensor) -> tuple:
-    flat = batch.detach().reshape(-1).double()
-    return (tuple(batch.shape), float(flat.sum()), tuple(flat[:8].tolist()))
 
 
 class Watcher:
@@ -219,14 +79,14 @@ class Watcher:
         self.on_update = on_update
         self._hits: dict[tuple[int, str], list[int]] = {}  # (run, check) → epochs where it happened
         self._details: dict[tuple[int, str], tuple[str, str | None]] = {}  # (run, check) → (what happened, fix)
-        self._memories: dict[tuple, _OptimizerMemory] = {}  # optimizer (by kind and parameter shapes) → memory
+        self._memories: dict[tuple, OptimizerMemory] = {}  # optimizer (by kind and parameter shapes) → memory
         self._keys: dict[int, tuple] = {}  # id(optimizer) → (weak ref to it, its parameter count, its key)
         self._unzeroed: set[tuple] = set()  # optimizers whose last step's gradients have not been cleared yet
         self._added_to: set[tuple] = set()  # of those, the ones whose used gradients a backward pass then added to
         self._edits_weights = False  # this run's loop changes the weights between steps inside an epoch itself
-        self._passes: list[_Pass] = []  # recent passes over DataLoaders, newest last
-        self._pass: _Pass | None = None  # the pass the current epoch trains on
-        self._alongside: list[_Pass] = []  # other passes that moved at the epoch's first step (_place_step)
+        self._passes: list[LoaderPass] = []  # recent passes over DataLoaders, newest last
+        self._pass: LoaderPass | None = None  # the pass the current epoch trains on
+        self._alongside: list[LoaderPass] = []  # other passes that moved at the epoch's first step (_place_step)
         self._run_data: tuple | None = None  # data_signature of the current run's data
         self._number, self._epoch, self._step, self._batch = 0, 0, 0, 0  # run, epoch, step in run, batch in epoch
         self._marked = False  # w.epoch() was called: epochs end where it says, not where passes do
@@ -235,7 +95,7 @@ class Watcher:
         self._losses: list[torch.Tensor] = []  # values .backward() was called on since the last step
         self._backward_passes = 0  # all of them, in the whole block
         self._step_backwards = 0  # those since the last step
-        self._fed: list[tuple] = []  # the model's gradients right after the last backward pass (_cleared)
+        self._fed: list[tuple] = []  # the model's gradients right after the last backward pass (all_cleared)
         self._inside_step: int | None = None  # backward passes since a step's pre-hook; None after its post-hook
         self._waiting: list[tuple[str, str]] = []  # findings seen before the step they belong to is placed
         self._depth = 0  # how deep inside module calls the forward pass is
@@ -372,7 +232,7 @@ class Watcher:
     def _pass_begins(self, loader: DataLoader, iterator) -> None:
         # a DataLoader with persistent workers hands out the same iterator again, reset: a new pass all the same
         kept = [p for p in self._passes if p.iterator is not iterator][-7:]
-        self._passes = [*kept, _Pass(loader, iterator)]
+        self._passes = [*kept, LoaderPass(loader, iterator)]
         self._forward = None  # calls before a pass begins (validation that forgot no_grad) are not this step's
 
     def _backward_wrapper(self, original):
@@ -418,7 +278,7 @@ class Watcher:
             self._inside_step += 1  # again and again; the step is fed by the first evaluation (the loss step()
             if self._inside_step > 1:  # returns), not accumulated with the others
                 return []
-        if self._step_backwards and _cleared(self._fed):  # the gradients earlier passes made were cleared unused
+        if self._step_backwards and all_cleared(self._fed):  # the gradients earlier passes made were cleared unused
             self._losses, self._step_backwards = [], 0  # (a GradScaler skipped the step): they fed no step
         self._step_backwards += 1
         if isinstance(loss, torch.Tensor):
@@ -451,7 +311,7 @@ class Watcher:
 
     def _identify(self, optimizer: torch.optim.Optimizer) -> tuple[list[torch.Tensor], tuple]:
         """The optimizer's parameters, and its key: its kind and their shapes, the same for a rebuilt optimizer."""
-        params = _optimizer_params(optimizer)
+        params = optimizer_params(optimizer)
         known = self._keys.get(id(optimizer))
         if known is None or known[0]() is not optimizer or known[1] != len(params):
             shapes = tuple(tuple(p.shape) for p in params)
@@ -473,11 +333,11 @@ class Watcher:
             self._later("grads_not_zeroed", f"{used} (no zero_grad() in between)")
         self._added_to.discard(key)
         if memory is None:
-            copies = _copies(params)
-            self._memories[key] = _OptimizerMemory(params=list(params), versions=[p._version for p in params],
-                                                   after_step=copies, initial=_copies(copies))  # fmt: skip
+            now = copies(params)
+            self._memories[key] = OptimizerMemory(params=list(params), versions=[p._version for p in params],
+                                                  after_step=now, initial=copies(now))  # fmt: skip
         elif not continued:
-            back = all(_same(p, start) for p, start in zip(params, memory.initial, strict=True))
+            back = all(same_values(p, start) for p, start in zip(params, memory.initial, strict=True))
             # New values between two steps of one epoch are the loop's own edit (clamping, max-norm, pruning), and
             # a loop that edits at every step edits at the epoch's edge too: neither is a reset.
             self._edits_weights |= inside_an_epoch and not back
@@ -502,7 +362,7 @@ class Watcher:
             with torch.no_grad():
                 torch._foreach_copy_(memory.after_step, params)  # one call for all of them: a step must stay cheap
         else:
-            memory.params, memory.after_step = list(params), _copies(params)
+            memory.params, memory.after_step = list(params), copies(params)
         memory.versions = [p._version for p in params]
         memory.state = [dict(optimizer.state.get(p, ())) for p in params]
         memory.state_versions = [{n: v._version for n, v in s.items() if isinstance(v, torch.Tensor)}
@@ -540,7 +400,7 @@ class Watcher:
         self._step += 1
         self._batch = self._pass.seen if self._pass is not None and not self._marked else self._batch + 1
 
-    def _begin_run(self, first_pass: _Pass | None) -> None:
+    def _begin_run(self, first_pass: LoaderPass | None) -> None:
         self._number, self._epoch, self._step, self._batch, self._pass = self._number + 1, 1, 0, 0, first_pass
         self._run_data = data_signature(first_pass.loader.dataset) if first_pass is not None else None
         self._memories.clear()
@@ -559,9 +419,9 @@ class Watcher:
         self._losses, self._step_backwards = [], 0
         orders = self._orders.setdefault((self._number, self._epoch), [])
         if self._forward is not None and len(orders) < ORDER_BATCHES:
-            batch = _first_tensor(self._forward[1:])
+            batch = first_tensor(self._forward[1:])
             if batch is not None:
-                orders.append(_fingerprint(batch))
+                orders.append(fingerprint(batch))
         for name, detail in self._waiting:
             self._hit(name, detail, self._epoch)
         self._waiting, self._forward = [], None
@@ -618,7 +478,7 @@ class Watcher:
             epochs.append(epoch)
 
     def _layer_name(self, params: list[torch.Tensor], before: list[torch.Tensor]) -> str:
-        index = next((i for i, (p, b) in enumerate(zip(params, before, strict=True)) if not _same(p, b)), 0)
+        index = next((i for i, (p, b) in enumerate(zip(params, before, strict=True)) if not same_values(p, b)), 0)
         names = {}
         if self._forward is not None:
             names = {id(p): name for name, p in self._forward[0].named_parameters()}

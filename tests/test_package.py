@@ -22,7 +22,7 @@ LAYERS = {
     "checks": 0, "policies": 0, "data": 1, "models": 2, "objectives": 2, "threads": 2,
     "config": 3, "run": 3, "train": 3, "memory": 3, "checkpoint": 3, "crossval": 3, "hardware": 3, "windows": 3,
     "batched": 3, "summary": 3, "step_memory": 3, "epoch_edges": 3, "resuming": 3, "parallel": 3, "schedules": 2,
-    "loop_checks": 0, "watching": 3, "handwritten": 3, "watched": 4,
+    "loop_checks": 0, "loop_record": 2, "watching": 3, "handwritten": 3, "watched": 4,
     "plots": 4, "reported": 4, "axes": 4, "style": 4, "curves": 4, "landscape": 4, "orders": 4,
     "memory_use": 4, "folds": 4, "epoch_windows": 4, "boundary": 4,
     "jumps": 3, "gallery": 4,

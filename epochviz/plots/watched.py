@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..loop_checks import Finding
-from ..watching import WatchedRun
+from ..loop_record import WatchedRun
 from .style import EPOCH_LINE_WIDTH, PALETTE, decimate, epoch_marks, layout, translucent
 
 SEVERITY_COLOURS = {"bug": "#D55E00", "warning": "#E69F00"}  # vermillion, orange: as the reset modes that cause them

@@ -95,7 +95,7 @@ class Watcher:
         self._losses: list[torch.Tensor] = []  # values .backward() was called on since the last step
         self._backward_passes = 0  # all of them, in the whole block
         self._step_backwards = 0  # those since the last step
-        self._fed: list[tuple] = []  # the model's gradients right after the last backward pass (all_cleared)
+        self._fed: list[tuple] = []  # a gradient of the model right after the last backward pass (all_cleared)
         self._inside_step: int | None = None  # backward passes since a step's pre-hook; None after its post-hook
         self._waiting: list[tuple[str, str]] = []  # findings seen before the step they belong to is placed
         self._depth = 0  # how deep inside module calls the forward pass is
@@ -300,7 +300,9 @@ class Watcher:
 
     def _after_backward(self, stale: list[tuple]) -> None:
         model = self._forward[0] if self._forward is not None else None
-        self._fed = [(p, p.grad, p.grad._version) for p in model.parameters() if p.grad is not None] if model else []
+        # one gradient tells whether they were cleared since: zero_grad() clears them all
+        first = next((p for p in model.parameters() if p.grad is not None), None) if model is not None else None
+        self._fed = [(first, first.grad, first.grad._version)] if first is not None else []
         # Not yet a bug: a GAN's generator loss adds to the discriminator's gradients, which the loop clears
         # before the discriminator steps. It is one if the optimizer steps on them (_before_step).
         for key, untouched in stale:

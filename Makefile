@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root unless told to (CI and containers run as root)
 AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test pytest nbval-native nbval-default lint notebooks browser browser-report bench html present lock compat clean
+.PHONY: lab test pytest nbval-native nbval-default nbval-avx2 nbval-avx512 lint notebooks browser browser-report bench html present lock compat clean
 
 # opens (and prints the address of) the first notebook, not the Launcher; no "get Jupyter news?" prompt.
 # LAB_ARGS adds options, e.g. make lab LAB_ARGS="--no-browser --ServerApp.port=0"
@@ -20,15 +20,19 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(AS_ROOT) --LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb \
 	  $(LAB_ARGS)
 
-# Three passes, two at a time (one per core), each printing its report whole when it ends: pytest over
-# tests/ (browser tests included; the longest, so it starts first), and strict nbval twice: on this CPU's
-# own kernels, and on the plain ones (ATEN_CPU_CAPABILITY=default) that another CPU may run, so a saved
-# output that only this machine reproduces fails here, not on the next machine.
+# pytest over tests/ (browser tests included; the longest, so it starts first) beside strict nbval once per
+# CPU kernel path this machine can run (epochviz.hardware.cpu_kernel_paths: default, avx2, avx512 where present),
+# two passes at a time (one per core), each printing its report whole when it ends. nbval-native runs the
+# best path (torch's own choice); every plainer one is forced with ATEN_CPU_CAPABILITY, so a saved output that
+# only some paths reproduce fails here, not on the next machine. On AVX-512: pytest on one core; native, then
+# avx2, then default on the other (the last moves to the first core when pytest ends first).
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 NBVAL := $(PYTEST) notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg
+# every path but the best, plainest last (expanded when `test` runs, after .venv exists): "avx2 default"
+PLAINER_PATHS = $(shell $(BIN)/python -c "from epochviz.hardware import cpu_kernel_paths; print(*cpu_kernel_paths()[-2::-1])")
 
 test: $(STAMP) browser
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest nbval-native nbval-default
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest nbval-native $(PLAINER_PATHS:%=nbval-%)
 
 pytest: $(STAMP)
 	$(PYTEST) tests
@@ -36,8 +40,9 @@ pytest: $(STAMP)
 nbval-native: $(STAMP)
 	$(NBVAL)
 
-nbval-default: $(STAMP)
-	ATEN_CPU_CAPABILITY=default $(NBVAL)
+# one forced kernel path each (`make test` runs only those this CPU has: a path it lacks would crash torch)
+nbval-default nbval-avx2 nbval-avx512: nbval-%: $(STAMP)
+	ATEN_CPU_CAPABILITY=$* $(NBVAL)
 
 # the virtual environment, rebuilt only when the dependencies change
 $(STAMP): pyproject.toml constraints.txt

@@ -126,19 +126,28 @@ class Run:
         """
         if self.data.task != "classification" or not self._epoch_rows:
             return False
-        held_out = len(self.val_indices) > 0
-        column, rows = ("val_accuracy", self.val_indices) if held_out else ("train_accuracy", self.train_indices)
-        return bool(self.epochs[column].max() <= self.chance_accuracy(rows) + CHANCE_MARGIN)
+        column = "val_accuracy" if len(self.val_indices) > 0 else "train_accuracy"
+        return bool(self.epochs[column].max() <= self.chance_accuracy() + CHANCE_MARGIN)
 
     def chance_accuracy(self, rows: np.ndarray | None = None) -> float:
-        """The accuracy of always guessing the most common class among `rows` (default: the validation rows)."""
-        labels = self.data.y[torch.as_tensor(self.val_indices if rows is None else rows)]
+        """The accuracy of always guessing the most common class among `rows`.
+
+        By default among the validation rows, or the training rows when none are held out (as `at_chance` measures).
+        """
+        if rows is None:
+            rows = self.val_indices if len(self.val_indices) > 0 else self.train_indices
+        labels = self.data.y[torch.as_tensor(rows)]
         return float(torch.bincount(labels).max() / len(labels)) if len(labels) else math.nan
 
     @property
     def can_resume(self) -> bool:
         """Whether `resume(run, epochs)` can carry this run on in memory (if not, `cannot_resume_because` says why)."""
         return self.training_state is not None and not self.diverged
+
+    @property
+    def cannot_predict_because(self) -> str:
+        """Why `predict` cannot rebuild this run's past predictions, or "" when it can."""
+        return _cannot_predict_because(build(self.config.model, self.data, self.config.seed), self.config.model_name)
 
     @property
     def completed_epochs(self) -> int:
@@ -199,9 +208,8 @@ class Run:
                              f"got shape {x.shape}.")  # fmt: skip
         x = x.astype(np.float32)
         net = build(self.config.model, self.data, self.config.seed)  # only its architecture is used
-        if any(True for _ in net.buffers()):
-            raise ValueError(f"{self.config.model_name} keeps buffers (such as batch norm's running averages) "
-                             f"the run does not record, so its past predictions cannot be rebuilt.")  # fmt: skip
+        if reason := _cannot_predict_because(net, self.config.model_name):
+            raise ValueError(reason)
         with torch_threads(self.config.threads):  # as many as training used: on a busy machine more are slower
             output = forward_from_flat(net, flat, torch.from_numpy(x)).cpu()
         return (torch.softmax(output, dim=1) if self.data.task == "classification" else output[:, 0]).numpy()
@@ -365,6 +373,13 @@ def _checked_epoch(epoch, last: int) -> int:
 def _concat(chunks) -> np.ndarray:
     chunks = list(chunks)
     return np.concatenate(chunks) if chunks else np.array([])
+
+
+def _cannot_predict_because(net: nn.Module, name: str) -> str:
+    if any(True for _ in net.buffers()):
+        return (f"{name} keeps buffers (such as batch norm's running averages) the run does not record, "
+                f"so its past predictions cannot be rebuilt.")  # fmt: skip
+    return ""
 
 
 def _with_parameters(model: nn.Module, flat: np.ndarray) -> nn.Module:

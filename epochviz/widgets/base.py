@@ -19,8 +19,9 @@ from __future__ import annotations
 import html
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Hashable
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,10 @@ PLACEHOLDER = (  # what a saved notebook or a static page shows where the live e
     "▶ <b>{name}</b>: an interactive explorer appears here when this notebook runs "
     "(JupyterLab, or Voilà with <code>make present</code>).</div>"
 )
+# Explorers shown with `display(explorer(...))` and kept by nothing else stay alive (their sliders keep working) while
+# they are among this many shown last; older ones are freed like any explorer nothing refers to.
+SHOWN_KEPT = 8
+_shown: deque = deque(maxlen=SHOWN_KEPT)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,10 @@ class Explorer:
     """Base of every explorer. Subclasses say how to compute, whether a result covers a request, and how to draw.
 
     Public: `controls` (name → widget), `figure` (the FigureWidget), `status`, `message`,
-    `wait()` (block until nothing is computing); displaying an explorer shows it all.
+    `wait()` (block until nothing is computing), `close()`; displaying an explorer shows it all.
+
+    Its callbacks hold it weakly: an explorer nothing refers to any more (a cell run again rebinds
+    its name) is freed, its widgets closed, rather than kept by the widgets' own registry.
     """
 
     def __init__(self, controls: dict[str, widgets.Widget], *, height: int = 480, width: int | None = 860) -> None:
@@ -70,9 +78,14 @@ class Explorer:
         self._wanted: Request | None = None  # what the controls asked for last: the only request drawn
         self._adjusting = False  # True while `adjust` moves other controls as part of one change
         self._last_draw = 0.0
-        self._worker = LatestWins(self._work, on_error=self._show_error)
+        self._closed = False
+        self._worker = LatestWins(weakly(self._work), on_error=weakly(self._show_error))
         for control in controls.values():
-            control.observe(self._changed, names="value")
+            control.observe(weakly(self._changed), names="value")
+        # every widget this explorer made: closed by close(), or once the explorer is freed
+        self._widgets: list = [*controls.values(), self.figure, self.status, self.message, self.progress]
+        self._free = weakref.finalize(self, _close_all, self._widgets)
+        self._free.atexit = False  # a kernel shutting down closes its comms itself
 
     # --- for subclasses ------------------------------------------------------------------------
 
@@ -125,13 +138,34 @@ class Explorer:
         """The whole explorer as one widget; subclasses arrange their controls (and show `progress` if they fill it)."""
         return widgets.VBox([*self.controls.values(), self.status, self.message, self.figure])
 
+    def own(self, *parts: widgets.Widget) -> None:
+        """Have `close()` close these widgets too (a subclass's buttons, a second figure)."""
+        self._widgets.extend(parts)
+
     # --- driving it ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop computing, drop the cached results and close every widget and figure of this explorer.
+
+        >>> explorer = ev.explorer("moons"); explorer.close()   # doctest: +SKIP
+
+        What to notice: a notebook frees an explorer once nothing refers to it; `close()` frees
+        it at once (a running training stops at its next epoch) and removes it from the page.
+        """
+        with self._lock:
+            self._closed = True
+            self._wanted = None  # a computation still running stops at its next partial result
+            self._cache.clear()
+        if self in _shown:
+            _shown.remove(self)
+        self._free()
 
     def refresh(self) -> None:
         """Draw what the controls ask for: from the cache at once, else after computing it.
 
         A cached result supersedes whatever the worker is computing for another setting.
         """
+        self._check_open()
         request = self.request()
         with self._lock:
             self._wanted = request
@@ -147,6 +181,7 @@ class Explorer:
     def draw_now(self) -> None:
         """Compute (if needed) and draw on this thread: explorers start this way, so a notebook cell
         that creates one ends with its figure complete."""
+        self._check_open()
         request = self.request()
         with self._lock:
             self._wanted = request
@@ -176,6 +211,8 @@ class Explorer:
                 _keep_for_new_views(figure)
         whole = self.layout()
         whole.add_class("epochviz-explorer")
+        self.own(whole)  # its boxes close with the explorer
+        _shown.append(self)
         bundle = front_end.view_bundle(whole, **kwargs)
         bundle["text/plain"] = f"{type(self).__name__}: run this notebook to play with it."
         bundle["text/html"] = PLACEHOLDER.format(name=html.escape(type(self).__name__))
@@ -184,6 +221,8 @@ class Explorer:
     # --- internals -----------------------------------------------------------------------------
 
     def _changed(self, change: dict) -> None:
+        if self._closed:  # a control of a closed explorer: nothing is drawn any more
+            return
         if self._adjusting:  # a control `adjust` moves: the change that made it move refreshes once for both
             return
         try:
@@ -210,7 +249,7 @@ class Explorer:
 
         def partial(result: Any) -> None:
             wanted = self._wanted
-            if wanted.key != request.key:
+            if wanted is None or wanted.key != request.key:
                 raise Superseded
             if time.perf_counter() - self._last_draw >= DRAW_EVERY_S:
                 self._draw(wanted, result, final=False)  # drawn as the controls say now (epochs, x axis)
@@ -235,6 +274,8 @@ class Explorer:
 
     def _remember(self, key: Hashable, result: Any) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._cache[key] = result
             self._cache.move_to_end(key)
             while len(self._cache) > CACHE_SIZE:
@@ -245,6 +286,7 @@ class Explorer:
         with self._lock:
             if request != self._wanted:
                 return
+            self._check_open()
             self.before_draw(request, result)
             sync_figure(self.figure, self.render(request, result))
             self.draw_beside(request, result)
@@ -259,11 +301,41 @@ class Explorer:
     def _show_error(self, error: Exception, request: Request | None = None) -> None:
         """Show `error` in the widget; one raised for `request` only if the controls still ask for it."""
         with self._lock:
-            if request is not None and request != self._wanted:
+            if self._closed or (request is not None and request != self._wanted):
                 return
             self.status.value = ""
             self.message.value = _box(f"<b>{type(error).__name__}</b>: {html.escape(str(error))}", "#fdecea",
                                       "#D55E00", "epochviz-error")  # fmt: skip
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"this {type(self).__name__} was closed (close()); create a new one to explore again.")
+        if closed := [figure for figure in self.figures() if figure.comm is None]:
+            which = "its figure was" if closed[0] is self.figure else "one of its figures was"
+            raise RuntimeError(f"this {type(self).__name__} cannot draw: {which} closed. Call close() and create a "
+                               f"new explorer.")  # fmt: skip
+
+
+def weakly(method: Callable) -> Callable:
+    """`method` (bound to an object) as a callback that does not keep the object alive; once it is freed, a no-op."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args, **kwargs):
+        bound = ref()
+        return None if bound is None else bound(*args, **kwargs)
+
+    return call
+
+
+def _close_all(parts: list[widgets.Widget]) -> None:
+    """Close `parts` and every widget inside them (children, layout, style), so the widget registry lets them go."""
+    while parts:
+        part = parts.pop()
+        parts.extend(getattr(part, "children", ()))
+        # a widget's layout and style are widgets of their own (a FigureWidget's layout is plotly's, not one)
+        parts.extend(inner for inner in (getattr(part, "layout", None), getattr(part, "style", None))
+                     if isinstance(inner, widgets.Widget))  # fmt: skip
+        part.close()
 
 
 def sync_figure(widget: go.FigureWidget, figure: go.Figure) -> None:

@@ -9,6 +9,8 @@ redrawn: nothing trains.
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
@@ -27,10 +29,14 @@ class BoundaryPanel:
 
     >>> panel = BoundaryPanel(height=480)                           # doctest: +SKIP
     >>> panel.show(run, "reset: never"); panel.figure.data[0].z      # the grid after run's last epoch
+
+    A model with buffers (batch norm) cannot be rebuilt at a past epoch: `note` says so in place of the figure.
     """
 
     def __init__(self, *, height: int) -> None:
         self.figure = go.FigureWidget(layout={"height": height, "width": WIDTH})
+        # said in place of the figure when the boundary cannot be drawn honestly (a model with buffers)
+        self.note = widgets.HTML(layout=widgets.Layout(width=f"{WIDTH}px"))
         self.box = widgets.VBox([self.figure], layout=widgets.Layout(display="none", flex="0 0 auto"))
         self.box.add_class("epochviz-boundary")  # a stable hook for the browser tests
         self._plane = None  # the data and training samples drawn now: while they stay, only the colours change
@@ -45,6 +51,12 @@ class BoundaryPanel:
         if run is None or not self.can_show(run):
             self.box.layout.display = "none"
             return
+        if reason := run.cannot_predict_because:
+            self.note.value = f"<i>No decision boundary: {html.escape(reason)}</i>"
+            self.box.children = (self.note,)
+            self.box.layout.display = "flex"
+            return
+        self.box.children = (self.figure,)
         epoch = run.completed_epochs
         title = f"Boundary after epoch {epoch} · {label}"  # short: it must clear the mode bar of a narrow panel
         if self._plane is not None and self._plane[0] is run.data and np.array_equal(self._plane[1], run.train_indices):

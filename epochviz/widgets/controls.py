@@ -18,7 +18,7 @@ from ..plots.axes import X_UNITS
 from ..policies import POLICIES, RESETS
 
 _WIDE = {"description_width": "8.5em"}
-_ROW = widgets.Layout(width="26em")
+_ROW = {"width": "26em"}  # a dict, not one Layout: each control gets its own, closed with it
 
 LR_EXPONENTS = (-4, 1.5)  # the learning-rate slider spans 10^-4 … 10^1.5 (about 0.0001 … 32)
 

@@ -21,7 +21,7 @@ from ..policies import RESETS
 from ..run import Run
 from ..train import resume, train
 from . import controls as make
-from .base import Explorer, Request
+from .base import Explorer, Request, weakly
 from .boundary_panel import BoundaryPanel
 
 CURVE_WIDTH = 600  # pixels: the loss curve beside the controls on a projector, below them in an 800 px window
@@ -102,8 +102,10 @@ class RunExplorer(Explorer):
             "clear": ("Clear ghosts", "remove the faded curves of earlier settings", "eraser", self.clear_ghosts),
         }  # fmt: skip
         self.buttons = {name: _button(*actions[name][:3]) for name in _names("buttons", buttons, actions)}
+        guarded = weakly(self._guarded)  # a button must not keep a dropped explorer alive
         for name, button in self.buttons.items():
-            button.on_click(lambda _, action=actions[name][3]: self._guarded(action))
+            button.on_click(lambda _, action=actions[name][3].__name__: guarded(action))
+        self.own(self.panel.box, self.panel.figure, self.panel.note, self.iterations, *self.buttons.values())
         self._update_iterations()
         if self._steps_to_train(self.request()) > SLOW_STEPS:
             self.refresh()  # too slow to finish inside the cell: train in the background, showing progress
@@ -113,8 +115,18 @@ class RunExplorer(Explorer):
     # --- what the buttons do (also callable from code) --------------------------------------------
 
     def train_more(self, epochs: int = 5) -> None:
-        """Carry training on for `epochs` more epochs from where it stopped."""
+        """Carry training on for `epochs` more epochs from where it stopped.
+
+        `epochs` is a whole number from 1 to as many as keep the epochs slider within
+        checks.MAX_EPOCHS; the slider's range grows to fit.
+        """
         slider = self.controls["epochs"]
+        room = checks.MAX_EPOCHS - slider.value
+        if room < 1:
+            raise ValueError(f"train_more cannot add epochs: the epochs slider already stands at its limit, "
+                             f"{checks.MAX_EPOCHS:,}.")  # fmt: skip
+        checks.whole(f"train_more's epochs (the slider stands at {slider.value:,} of at most {checks.MAX_EPOCHS:,})",
+                     epochs, minimum=1, maximum=room)  # fmt: skip
         slider.max = max(slider.max, slider.value + epochs)
         slider.value += epochs
 
@@ -131,6 +143,12 @@ class RunExplorer(Explorer):
     def clear_ghosts(self) -> None:
         self._ghosts.clear()
         self.refresh()
+
+    def close(self) -> None:
+        """Stop training, free every run it holds (ghosts too) and close its widgets (see Explorer.close)."""
+        self._ghosts.clear()
+        self._shown = None
+        super().close()
 
     @property
     def run(self) -> Run:
@@ -329,9 +347,9 @@ class RunExplorer(Explorer):
         self.iterations.value = make.iterations_line(n_train, self.controls["batch_size"].value,
                                                      self.train_args.get("drop_last", False))  # fmt: skip
 
-    def _guarded(self, action) -> None:
+    def _guarded(self, action: str) -> None:
         try:
-            action()
+            getattr(self, action)()
         except Exception as error:
             self._show_error(error)
 
@@ -350,7 +368,8 @@ def explorer(data: str | Dataset = "moons", **defaults) -> RunExplorer:
 
 def _not_learning(run: Run, lr: float) -> str:
     """What the learner must hear about a finite run that blew up, or whose accuracy stayed at chance."""
-    chance = f"{run.chance_accuracy():.0%}, what always answering the largest class gets"
+    where = "" if len(run.val_indices) else " among the training samples (none are held out)"
+    chance = f"{run.chance_accuracy():.0%}, what always answering the largest class gets{where}"
     if run.blew_up:
         losses = run.steps["loss"]
         guessing = f" Its accuracy stayed at chance ({chance})." if run.at_chance else ""

@@ -10,7 +10,7 @@ from ..data import dataset
 from ..memory import check_accumulate, footprint, largest_fitting, micro_batch_size, out_of_memory
 from ..step_memory import Footprint
 from . import controls as make
-from .base import Explorer, Request
+from .base import Explorer, Request, weakly
 
 
 class MemoryExplorer(Explorer):
@@ -43,7 +43,7 @@ class MemoryExplorer(Explorer):
         }  # fmt: skip
         self.data = dataset(data)
         # observed before the explorer's own observers, so a smaller batch lowers accumulate before anything draws
-        controls["batch_size"].observe(self._limit_accumulate, names="value")
+        controls["batch_size"].observe(weakly(self._limit_accumulate), names="value")
         super().__init__(controls, height=440)
         self.draw_now()
 

@@ -18,39 +18,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules import module as torch_module
-from torch.optim import optimizer as torch_optimizer
 from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
+from watched_loops import (
+    BATCH_SIZE,
+    DATA,
+    EPOCHS,
+    SAMPLES,
+    dropout_net,
+    global_hooks,
+    momentum,
+    one_torch_thread,  # noqa: F401  (an autouse fixture: pytest finds it by its name here)
+    xor,
+)
 
 from epochviz.loop_checks import CHECKS
-from epochviz.threads import torch_threads
 from epochviz.watching import Watcher
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: a second thread only adds contention on a busy two-core machine, and nothing to the checks."""
-    with torch_threads(1):
-        yield
-
-
-EPOCHS = 3
-BATCH_SIZE = 16
-SAMPLES = 64  # 4 steps per epoch
-
-
-def _xor(samples: int = SAMPLES, seed: int = 0) -> TensorDataset:
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(samples, 2, generator=generator)
-    return TensorDataset(x, (x[:, 0] * x[:, 1] > 0).long())
-
-
-DATA = _xor()
-VALIDATION = _xor(32, seed=1)
-
-
-def dropout_net() -> nn.Module:
-    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 2))
+VALIDATION = xor(32, seed=1)
 
 
 def batch_norm_net() -> nn.Module:
@@ -59,10 +43,6 @@ def batch_norm_net() -> nn.Module:
 
 def plain_net() -> nn.Module:
     return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
-
-
-def momentum(model: nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
 
 def adam(model: nn.Module) -> torch.optim.Optimizer:
@@ -622,19 +602,6 @@ def test_on_update_sees_the_finished_record_last():
 
 
 # --- bad input: a clear message or a note, never a crash inside the loop, and no hook left behind ----------------
-
-
-def global_hooks() -> tuple:
-    """What watching installs: the sizes of torch's global hook tables, and the two functions it wraps."""
-    return (
-        len(torch_optimizer._global_optimizer_pre_hooks),
-        len(torch_optimizer._global_optimizer_post_hooks),
-        len(torch_module._global_forward_pre_hooks),
-        len(torch_module._global_forward_hooks),
-        len(torch_module._global_forward_hooks_always_called),
-        torch.autograd.backward,
-        DataLoader.__iter__,
-    )
 
 
 def test_a_nested_watch_is_refused_at_the_inner_with_and_the_outer_one_watches_on():

@@ -14,41 +14,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules import module as torch_module
-from torch.optim import optimizer as torch_optimizer
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset
+from watched_loops import (
+    BATCH_SIZE,
+    DATA,
+    EPOCHS,
+    SAMPLES,
+    dropout_net,
+    global_hooks,
+    momentum,
+    one_torch_thread,  # noqa: F401  (an autouse fixture: pytest finds it by its name here)
+    xor,
+)
 
-from epochviz.threads import torch_threads
 from epochviz.watching import Watcher
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models: a second thread only adds contention on a busy two-core machine, and nothing to the checks."""
-    with torch_threads(1):
-        yield
-
-
-EPOCHS = 3
-BATCH_SIZE = 16
-SAMPLES = 64  # 4 steps per epoch
-
-
-def _xor(samples: int = SAMPLES, seed: int = 0) -> TensorDataset:
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(samples, 2, generator=generator)
-    return TensorDataset(x, (x[:, 0] * x[:, 1] > 0).long())
-
-
-DATA = _xor()
-
-
-def dropout_net() -> nn.Module:
-    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 2))
-
-
-def momentum(model: nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
 
 def loader(shuffle: bool = True, **kwargs) -> DataLoader:
@@ -68,21 +47,6 @@ def found(w: Watcher) -> set[tuple[str, int | None]]:
 
 def steps_per_epoch(w: Watcher) -> list[int]:
     return w.run.epochs.steps.tolist()
-
-
-def global_hooks() -> tuple:
-    """What watching installs: torch's global hook tables' sizes and the functions it wraps."""
-    return (
-        len(torch_optimizer._global_optimizer_pre_hooks),
-        len(torch_optimizer._global_optimizer_post_hooks),
-        len(torch_module._global_forward_pre_hooks),
-        len(torch_module._global_forward_hooks),
-        len(torch_module._global_forward_hooks_with_kwargs),
-        len(torch_module._global_forward_hooks_always_called),
-        torch.autograd.backward,
-        DataLoader.__iter__,
-        torch.amp.GradScaler.scale,
-    )
 
 
 # --- the loss computed by a module: it must not be taken for the model ------------------------------------------
@@ -460,7 +424,7 @@ def test_validation_that_forgot_no_grad_is_neither_a_step_nor_this_step_s_batch(
     def loop(w):
         model = dropout_net()
         optimizer = momentum(model)
-        train, validation = loader(shuffle=False), DataLoader(_xor(32, seed=1), batch_size=8, shuffle=True)
+        train, validation = loader(shuffle=False), DataLoader(xor(32, seed=1), batch_size=8, shuffle=True)
         for _ in range(EPOCHS):
             model.train()
             fit(model, optimizer, train)
